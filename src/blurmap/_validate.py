@@ -1,0 +1,55 @@
+"""Input checks shared by every public entry point: clear errors instead of crashes deep in scipy."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+# ITU-R BT.709 luma weights, the usual choice for linear RGB micrographs and photographs.
+LUMA = np.array([0.2126, 0.7152, 0.0722])
+MIN_SIDE = 8
+
+
+def as_2d_float(image, *, name: str = "image", check_finite: bool = True):
+    """Return `image` as a 2-D float32 array (numpy or dask); RGB(A) becomes luminance, with a warning."""
+    if not hasattr(image, "ndim") or not hasattr(image, "dtype"):
+        image = np.asarray(image)
+    dtype = np.dtype(image.dtype)
+    if dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, not {dtype} values")
+    if image.ndim == 3 and image.shape[-1] in (3, 4):
+        warnings.warn(
+            f"{name} has shape {tuple(image.shape)}: treated as RGB(A) and converted to luminance "
+            "(0.2126 R + 0.7152 G + 0.0722 B); alpha is ignored",
+            UserWarning,
+            stacklevel=3,
+        )
+        image = (image[..., :3].astype(np.float32) * LUMA.astype(np.float32)).sum(axis=-1)
+    if image.ndim != 2:
+        raise ValueError(
+            f"{name} must be a 2-D grey image (or RGB with 3 or 4 channels last); got shape "
+            f"{tuple(image.shape)}. For a stack, estimate each plane separately."
+        )
+    if min(image.shape) < MIN_SIDE:
+        raise ValueError(f"{name} is {image.shape[0]} x {image.shape[1]} px; blur needs at least "
+                         f"{MIN_SIDE} x {MIN_SIDE} px")
+    if image.dtype != np.float32:
+        image = image.astype(np.float32)
+    if check_finite and isinstance(image, np.ndarray) and not np.isfinite(image).all():
+        raise ValueError(f"{name} contains NaN or infinite values; fill or crop them first")
+    return image
+
+
+def check_param(name: str, value, minimum=None, maximum=None) -> float:
+    """Return `value` as a float after checking it is a finite number within [minimum, maximum]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"parameter {name!r} must be a number, got {value!r}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"parameter {name!r} must be finite, got {value}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"parameter {name!r} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"parameter {name!r} must be <= {maximum}, got {value}")
+    return value

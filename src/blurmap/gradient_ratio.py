@@ -1,0 +1,161 @@
+"""Absolute, gain-invariant, noise-aware blur estimation from re-blur gradient-energy ratios.
+
+The image is re-blurred with Gaussians of sigma s (0, 0.7 and 1.4 px). Where the image carries
+blur sigma, re-blurring by s gives total blur t = sigma**2 + s**2 (+ t_d, the blur of the
+discrete derivative itself), and the local gradient energy falls as C * t**-gamma. Ratios of
+energies cancel C, so image gain, offset and contrast drop out; what remains is sigma.
+
+Two refinements make it hold on real content:
+- the local statistic is the self-weighted energy sum(e**2) / sum(e) (e the squared gradient
+  magnitude), which weights gradient peaks as Zhuo and Sim's edge-based ratio does, so that an
+  isolated edge and a busy texture share one exponent; a plain mean of e gives isolated edges
+  half the exponent of texture and reads them as blurrier;
+- white noise of variance v adds a known energy q(s) = v * sum of the squared derivative taps;
+  its exact expectation is removed from both sums (E[e] = u + q, E[e**2] = u2 + 4 q u + 2 q**2).
+
+Energies are averaged over 4 x 4 blocks; pooling, the ratio inversion and the confidence
+weighted fill run on that coarse grid, and the maps are interpolated back to full resolution.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+
+BLOCK = 4  # px; the coarse grid's step, also the alignment the dask engine keeps
+SCALES = (0.7, 1.4)  # px; re-blur sigmas beyond the unblurred image
+GAMMA = 1.3  # energy exponent, fitted on dead-leaves textures by benchmarks/calibrate.py
+T_DERIV = 1.0 / 3.0  # px**2; the central difference's own blur, sin(w)/w ~ exp(-w**2/6)
+SIGMA_GRID = np.linspace(0.0, 20.0, 4001)  # px; table used to invert the energy ratio
+_DIFF = np.array([0.5, 0.0, -0.5])
+_TRUNCATE = 4.0
+SNR_HALF = 4.0  # signal-to-noise energy ratio at which a scale gives half confidence
+RELATIVE_FLOOR = 1e-5  # noise floor relative to the local mean intensity
+MIN_WEIGHT = 0.01  # pooled squared confidence below which sigma is unknown (NaN)
+
+
+def _gradient_energy(g: np.ndarray) -> np.ndarray:
+    """Return the squared gradient magnitude of `g` by central differences (units**2 / px**2)."""
+    gy = ndi.correlate1d(g, _DIFF, axis=0, mode="reflect")
+    gx = ndi.correlate1d(g, _DIFF, axis=1, mode="reflect")
+    return gx * gx + gy * gy
+
+
+def noise_energy(s: float) -> float:
+    """Return the gradient energy that unit-variance white noise leaves after a re-blur by s px."""
+    n = 2 * int(_TRUNCATE * max(s, 1.0) + 4) + 1
+    d = np.zeros((n, n))
+    d[n // 2, n // 2] = 1.0
+    g = ndi.gaussian_filter(d, s, truncate=_TRUNCATE) if s > 0 else d
+    return float(_gradient_energy(g).sum())
+
+
+def _block_mean(a: np.ndarray) -> np.ndarray:
+    """Return the mean of each 4 x 4 block of `a` (float64); a partial last block is mirrored."""
+    h, w = a.shape
+    ph, pw = (-h) % BLOCK, (-w) % BLOCK
+    if ph or pw:
+        a = np.pad(a, ((0, ph), (0, pw)), mode="symmetric")
+    hb, wb = a.shape[0] // BLOCK, a.shape[1] // BLOCK
+    return a.reshape(hb, BLOCK, wb, BLOCK).mean(axis=(1, 3), dtype=np.float64)
+
+
+def _box2(a: np.ndarray, size: int) -> np.ndarray:
+    """Return `a` smoothed by two passes of a `size`-wide box on each axis (a triangle window)."""
+    for axis in (0, 1):
+        for _ in range(2):
+            a = ndi.uniform_filter1d(a, size, axis=axis, mode="reflect")
+    return a
+
+
+def _box_size(px: float) -> int:
+    """Return the odd box width, in coarse pixels, of a window of about `px` full pixels."""
+    return 2 * int(round(px / (2 * BLOCK))) + 1
+
+
+def model_log_ratio(sigma: np.ndarray) -> np.ndarray:
+    """Return sum over re-blur scales of log(energy at s=0 / energy at s) for a blur sigma (px)."""
+    t = np.asarray(sigma, dtype=np.float64)[..., None] ** 2 + T_DERIV
+    s2 = np.asarray(SCALES) ** 2
+    return GAMMA * np.log((t + s2) / t).sum(axis=-1)
+
+
+_TABLE_L = model_log_ratio(SIGMA_GRID)  # decreasing in sigma
+
+
+def halo(window: float = 16.0, fill: float = 32.0) -> int:
+    """Return the context (px, a multiple of 4) each side of a tile that the estimate depends on."""
+    full_res = int(_TRUNCATE * max(SCALES) + 0.5) + 1  # re-blur plus derivative, in full pixels
+    coarse = -(-full_res // BLOCK)  # blocks touched by the full-resolution stage
+    coarse += 2 * (_box_size(window) // 2) + 2 * (_box_size(fill) // 2) + 1  # pooling, fill, interp
+    return BLOCK * (coarse + 1)
+
+
+def _upsample(coarse: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Return `coarse` (one value per 4 x 4 block) linearly interpolated to full `shape` (float32)."""
+    out = coarse
+    for axis, n in enumerate(shape):
+        m = out.shape[axis]
+        u = (np.arange(n) + 0.5) / BLOCK - 0.5
+        j0 = np.clip(np.floor(u).astype(int), 0, m - 1)
+        j1 = np.clip(j0 + 1, 0, m - 1)
+        w = np.clip(u - j0, 0.0, 1.0)
+        shape_w = [1, 1]
+        shape_w[axis] = n
+        w = w.reshape(shape_w)
+        out = np.take(out, j0, axis=axis) * (1 - w) + np.take(out, j1, axis=axis) * w
+    return out.astype(np.float32)
+
+
+def gradient_ratio(image: np.ndarray, *, window: float = 16.0, fill: float = 32.0,
+                   noise: float = 0.0, shot_noise: float = 0.0,
+                   sigma_max: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
+    """Return (sigma map in px, confidence in [0, 1]) for a 2-D float image tile.
+
+    `window` (px) is the pooling window, `fill` (px) the reach of the confidence-weighted fill,
+    the noise variance is noise**2 + shot_noise * local mean intensity (image units), `sigma_max`
+    (px) the largest blur reported. Pixels with no texture within reach are NaN, confidence 0.
+    The top-left corner of `image` must lie on the global 4 px grid (the engine sees to it).
+    """
+    img = np.asarray(image, dtype=np.float32)
+    size = _box_size(window)
+    local_mean = _box2(_block_mean(img), size)
+    # noise variance per pixel; the floor, 1e-5 of the local intensity, is far below any real
+    # image's quantisation, and keeps round-off residues of exactly flat areas from counting
+    floor = (RELATIVE_FLOOR * np.abs(local_mean)) ** 2 + 1e-30
+    q_unit = np.maximum(noise * noise + shot_noise * local_mean, floor)
+    stats = []
+    snr_terms = []
+    for s in (0.0,) + SCALES:
+        g = ndi.gaussian_filter(img, s, mode="reflect", truncate=_TRUNCATE) if s > 0 else img
+        e = _gradient_energy(g)
+        p1 = _box2(_block_mean(e), size)
+        p2 = _box2(_block_mean(e * e), size)
+        q = q_unit * noise_energy(s)
+        s1 = np.maximum(p1 - q, 0.0)
+        s2 = np.maximum(p2 - 4.0 * q * p1 + 2.0 * q * q, 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            stats.append(np.where(s1 > 0, s2 / s1, 0.0))
+            snr_terms.append(s1 / q)
+    m0 = stats[0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_ratio = sum(np.log(m0 / m) for m in stats[1:])
+    valid = np.isfinite(log_ratio) & (m0 > 0)
+    log_ratio = np.where(valid, np.maximum(log_ratio, 0.0), 0.0)
+    # _TABLE_L decreases with sigma: interpolate on the reversed table
+    sigma = np.interp(log_ratio, _TABLE_L[::-1], SIGMA_GRID[::-1])
+    sigma = np.minimum(sigma, sigma_max)
+    conf = np.ones_like(m0)
+    for snr in snr_terms:  # evidence from every scale must stand above its noise
+        conf *= snr / (SNR_HALF + snr)
+    conf = np.where(valid, conf, 0.0)
+    # confidence-weighted fill (normalised convolution); squared weights let confident
+    # neighbours outvote weak evidence, and where no confident pixel is in reach: NaN
+    weight = conf * conf
+    size = _box_size(fill)
+    num = _box2(weight * sigma, size)
+    den = _box2(weight, size)
+    known = den > MIN_WEIGHT
+    filled = np.where(known, num / np.where(known, den, 1.0), np.nan)
+    shape = img.shape
+    return _upsample(filled, shape), _upsample(np.sqrt(np.clip(den, 0.0, 1.0)), shape)

@@ -1,0 +1,45 @@
+"""How a sigma map becomes a napari layer: name, placement, colours and metadata."""
+
+from __future__ import annotations
+
+import numpy as np
+
+COLORMAP = "magma"  # perceptually uniform; dark = sharp, bright = blurred
+
+
+def layer_name(source: str, method: str) -> str:
+    """Return the name of the sigma layer computed from layer `source` with `method`."""
+    return f"{source} sigma ({method})"
+
+
+def contrast_limits(sigma: np.ndarray, units: str) -> tuple[float, float]:
+    """Return display limits: 0 to the 99.5th percentile of the finite values (px or score)."""
+    finite = sigma[np.isfinite(sigma)]
+    high = float(np.percentile(finite, 99.5)) if finite.size else 1.0
+    if units == "px":
+        high = max(np.ceil(high * 2) / 2, 0.5)  # round up to half a pixel
+    return 0.0, high if high > 0 else 1.0
+
+
+def show_sigma(viewer, source, sigma: np.ndarray, confidence: np.ndarray, method: str, units: str,
+               params: dict):
+    """Add the sigma map over `source` in `viewer`, or update the layer a previous run made."""
+    name = layer_name(source.name, method)
+    placement = {"scale": source.scale, "translate": source.translate,
+                 "rotate": source.rotate, "shear": source.shear}
+    metadata = {"blurmap": {"method": method, "params": dict(params), "unit": units,
+                            "source": source.name, "confidence": confidence}}
+    limits = contrast_limits(sigma, units)
+    if name in viewer.layers:
+        layer = viewer.layers[name]
+        layer.data = sigma
+        for key, value in placement.items():
+            setattr(layer, key, value)
+        layer.contrast_limits_range = limits
+        layer.contrast_limits = limits
+        layer.metadata = metadata
+    else:
+        layer = viewer.add_image(sigma, name=name, colormap=COLORMAP, contrast_limits=limits,
+                                 blending="translucent", opacity=0.7, metadata=metadata, **placement)
+    layer.colorbar.visible = True
+    return layer

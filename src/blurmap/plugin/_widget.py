@@ -1,0 +1,139 @@
+"""The dock widgets: pick an image layer, an estimator and its parameters, run in a thread."""
+
+from __future__ import annotations
+
+import numpy as np
+import napari
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, PushButton, create_widget
+from napari.qt.threading import create_worker
+from napari.utils.notifications import show_error, show_info
+
+from .. import engine
+from .._validate import as_2d_float
+from ..registry import DEFAULT, Param, estimators, get
+from ._layers import show_sigma
+
+_BIG = 1e9  # spin-box bound standing for "no upper limit"
+
+
+def _param_widgets(param: Param) -> list:
+    """Return the widgets that edit one estimator parameter (a spin box, and an auto box if nullable)."""
+    step = 0.5 if param.unit == "px" else 1e-4
+    spin = FloatSpinBox(name=param.name, label=f"{param.name} ({param.unit})" if param.unit else param.name,
+                        min=param.minimum if param.minimum is not None else -_BIG,
+                        max=param.maximum if param.maximum is not None else _BIG,
+                        step=step, value=param.default if param.default is not None else 0.0,
+                        tooltip=param.doc)
+    if not param.nullable:
+        return [spin]
+    auto = CheckBox(name=f"{param.name}_auto", text=f"estimate {param.name} from the image", value=True)
+    spin.enabled = False
+    auto.changed.connect(lambda checked: setattr(spin, "enabled", not checked))
+    return [auto, spin]
+
+
+def _compute(data, method: str, params: dict):
+    """Run one estimator tile by tile, yielding after each tile; return the last TileProgress."""
+    last = None
+    for last in engine.estimate_tiles(data, method, **params):
+        yield last.done
+    return last
+
+
+class SigmaMapWidget(Container):
+    """Estimate a sigma map of the chosen image layer and lay it over that layer."""
+
+    def __init__(self, viewer: napari.viewer.Viewer, method: str | None = None):
+        super().__init__(labels=True)
+        self._viewer = viewer
+        self._fixed = method is not None
+        self.image = create_widget(annotation=napari.layers.Image, label="image", name="image")
+        self.method = ComboBox(name="method", label="estimator", choices=list(estimators()),
+                               value=method or DEFAULT, visible=not self._fixed)
+        self.params = Container(name="params", labels=True)
+        self.run_button = PushButton(name="run", text="Run")
+        self.cancel_button = PushButton(name="cancel", text="Cancel", enabled=False)
+        self.status = Label(name="status", value="")
+        self.extend([self.image, self.method, self.params, self.run_button, self.cancel_button, self.status])
+        self.worker = None
+        self.method.changed.connect(self._rebuild_params)
+        self.run_button.changed.connect(self.run)
+        self.cancel_button.changed.connect(self.cancel)
+        self._rebuild_params()
+
+    def _rebuild_params(self, *_) -> None:
+        """Show the parameters of the selected estimator."""
+        self.params.clear()
+        for param in get(self.method.value).params:
+            self.params.extend(_param_widgets(param))
+
+    def param_values(self) -> dict:
+        """Return the parameters as set in the widget (None where "estimate" is ticked)."""
+        values = {}
+        for param in get(self.method.value).params:
+            if param.nullable and self.params[f"{param.name}_auto"].value:
+                values[param.name] = None
+            else:
+                values[param.name] = self.params[param.name].value
+        return values
+
+    def run(self, *_) -> None:
+        """Check the inputs, then compute the sigma map in a worker thread with a progress bar."""
+        layer = self.image.value
+        if layer is None:
+            self._fail("choose an image layer first")
+            return
+        method = self.method.value
+        data = layer.data[0] if layer.multiscale else layer.data
+        params = self.param_values()
+        try:  # fail here, on the GUI thread, with a message, rather than in the worker
+            get(method).check(params)
+            as_2d_float(data, name=f"layer {layer.name!r}")
+        except (TypeError, ValueError) as err:
+            self._fail(str(err))
+            return
+        total = engine.tile_count(data.shape[:2], method, **params)
+        self.status.value = f"computing {method} on {layer.name} ..."
+        self.worker = create_worker(_compute, data, method, params,
+                                    _progress={"total": total, "desc": f"blurmap: {method}"})
+        self.worker.returned.connect(lambda result: self._done(layer, method, result))
+        self.worker.errored.connect(lambda err: self._fail(str(err)))
+        self.worker.finished.connect(self._finished)
+        self.run_button.enabled = False
+        self.cancel_button.enabled = True
+        self.worker.start()
+
+    def cancel(self, *_) -> None:
+        """Stop the running computation after the tile in progress; nothing is added."""
+        if self.worker is not None:
+            self.worker.quit()
+            self.status.value = "cancelled"
+
+    def _done(self, source, method: str, result) -> None:
+        if result is None:  # quit before the first tile
+            return
+        est = get(method)
+        sigma = result.sigma
+        show_sigma(self._viewer, source, sigma, result.confidence, method, est.units, result.params)
+        finite = sigma[np.isfinite(sigma)]
+        self.status.value = (f"median sigma {np.median(finite):.2f} {est.units}" if finite.size
+                             else "no texture found: sigma unknown everywhere")
+        show_info(f"blurmap: {self.status.value}")
+
+    def _fail(self, message: str) -> None:
+        self.status.value = f"error: {message}"
+        show_error(f"blurmap: {message}")
+
+    def _finished(self) -> None:
+        self.run_button.enabled = True
+        self.cancel_button.enabled = False
+
+
+def sigma_map_widget(viewer: napari.viewer.Viewer) -> SigmaMapWidget:
+    """Return the combined dock widget, offering every registered estimator."""
+    return SigmaMapWidget(viewer)
+
+
+def gradient_ratio_widget(viewer: napari.viewer.Viewer) -> SigmaMapWidget:
+    """Return the dock widget of the gradient_ratio estimator alone."""
+    return SigmaMapWidget(viewer, method="gradient_ratio")

@@ -1,0 +1,49 @@
+"""Summaries and figures of a sigma map: thirds, the sharpest band, error against a truth."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+
+
+def thirds(sigma: np.ndarray) -> list[float]:
+    """Return the median sigma (px) of the upper, middle and lower horizontal thirds."""
+    h = sigma.shape[0]
+    cuts = [0, h // 3, 2 * h // 3, h]
+    return [float(np.nanmedian(sigma[a:b])) for a, b in zip(cuts[:-1], cuts[1:])]
+
+
+def sharpest_row(sigma: np.ndarray) -> float:
+    """Return where the sharpest horizontal band lies, as a fraction of the height (0 top, 1 bottom)."""
+    rows = np.nanmedian(sigma, axis=1)
+    rows = np.where(np.isfinite(rows), rows, np.nanmax(rows))
+    smooth = ndi.uniform_filter1d(rows, max(3, sigma.shape[0] // 20), mode="nearest")
+    return float(np.argmin(smooth) / max(sigma.shape[0] - 1, 1))
+
+
+def errors(sigma: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Return RMSE (px), share within 30% of the truth and share unknown (NaN) of a sigma map."""
+    known = np.isfinite(sigma)
+    err = sigma[known] - truth[known]
+    return {"rmse_px": float(np.sqrt(np.mean(err**2))),
+            "within_30pct": float(np.mean(np.abs(err) <= 0.3 * truth[known])),
+            "unknown": float(1 - known.mean())}
+
+
+def overlay_png(path, image: np.ndarray, sigma: np.ndarray, title: str, limits: tuple[float, float]) -> None:
+    """Write a PNG of `sigma` laid over `image` with a colour bar in px."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    h, w = image.shape
+    fig = Figure(figsize=(8, 8 * h / w * 0.9 + 0.6), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    lo, hi = np.percentile(image, [1, 99])
+    ax.imshow(image, cmap="gray", vmin=lo, vmax=hi)
+    shown = ax.imshow(sigma, cmap="magma", vmin=limits[0], vmax=limits[1], alpha=0.6)
+    bar = fig.colorbar(shown, ax=ax, fraction=0.04, pad=0.02)
+    bar.set_label("Gaussian blur sigma (px)")
+    ax.set_title(title)
+    ax.set_axis_off()
+    fig.savefig(path)

@@ -1,0 +1,149 @@
+import dask.array as da
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+import blurmap
+from blurmap import estimate, estimators, synthetic
+
+from conftest import thirds_error
+
+HALO = estimators()["gradient_ratio"].halo
+
+
+@pytest.mark.parametrize("sigma", [0.75, 1.5, 3.0])
+def test_uniform_blur_is_measured_in_px(leaves, sigma):
+    got = estimate(ndi.gaussian_filter(leaves, sigma), noise=0)
+    assert abs(np.nanmedian(got) / sigma - 1) < 0.15
+
+
+def test_ramp_is_followed(ramp_pair):
+    image, truth = ramp_pair
+    assert (thirds_error(estimate(image, noise=0), truth) < 0.2).all()
+
+
+def test_gain_and_offset_do_not_change_the_map(ramp_pair):
+    image, _ = ramp_pair
+    ref = estimate(image, noise=0)
+    scaled = estimate(250.0 * image + 1000.0, noise=0)
+    assert np.nanmax(np.abs(scaled - ref)) < 1e-3
+
+
+def test_bright_regions_do_not_read_as_sharp(leaves):
+    # same blur everywhere; the right half is 8 times brighter (seed 000's complaint)
+    gain = np.where(np.arange(256) < 128, 1.0, 8.0)[None, :]
+    got = estimate(ndi.gaussian_filter(leaves, 1.5) * gain, noise=0)
+    left, right = np.nanmedian(got[:, 20:100]), np.nanmedian(got[:, 156:236])
+    assert abs(left / right - 1) < 0.1
+
+
+def test_noise_is_estimated_and_removed(ramp_pair):
+    image, truth = ramp_pair
+    noisy = image + np.random.default_rng(1).normal(0, 0.02, image.shape).astype(np.float32)
+    naive = estimate(noisy, noise=0, shot_noise=0)
+    aware = estimate(noisy)
+    assert (thirds_error(aware, truth) < 0.1).all()
+    assert thirds_error(naive, truth)[-1] > 0.25  # without the correction the blurry end reads sharp
+
+
+def test_textureless_area_is_unknown_not_invented(leaves):
+    image = ndi.gaussian_filter(leaves, 1.0)
+    image[:, 128:] = 0.5  # right half flat
+    sigma, conf = estimate(image, noise=0, return_confidence=True)
+    assert np.isnan(sigma[:, 230:]).all() and (conf[:, 230:] < 0.01).all()
+    assert np.isfinite(sigma[:, :100]).all() and (conf[:, :100] > 0.5).all()
+
+
+@pytest.mark.parametrize("chunk", [2 * HALO, 2 * HALO + 6, 150, 200])
+def test_chunked_equals_unchunked(sem, chunk):
+    image, _ = sem  # 320 x 384: ragged last chunks for every size here
+    whole, conf = estimate(image, return_confidence=True)
+    lazy, lazy_conf = estimate(da.from_array(image, chunks=chunk), return_confidence=True)
+    assert isinstance(lazy, da.Array) and lazy.dtype == np.float32
+    assert lazy.numblocks[0] > 1
+    np.testing.assert_allclose(lazy.compute(), whole, atol=1e-4, equal_nan=True)
+    np.testing.assert_allclose(lazy_conf.compute(), conf, atol=1e-4)
+
+
+def test_chunks_smaller_than_twice_the_halo_are_enlarged(sem):
+    image, _ = sem
+    lazy = estimate(da.from_array(image, chunks=32))
+    assert min(min(c) for c in lazy.chunks) >= HALO
+    np.testing.assert_allclose(lazy.compute(), estimate(image), atol=1e-4, equal_nan=True)
+
+
+def test_tiles_equal_the_whole(sem):
+    image, _ = sem
+    *_, last = blurmap.estimate_tiles(image, chunk=160)
+    assert last.done == last.total == blurmap.tile_count(image.shape, chunk=160) > 1
+    np.testing.assert_allclose(last.sigma, estimate(image), atol=1e-4, equal_nan=True)
+    assert last.params["noise"] > 0 and last.params["shot_noise"] >= 0
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.float64, np.float32])
+def test_any_real_dtype_gives_float32_px(leaves, dtype):
+    image = (ndi.gaussian_filter(leaves, 1.5) * 200).astype(dtype)
+    got = estimate(image, noise=0)
+    assert got.dtype == np.float32 and got.shape == image.shape
+    assert abs(np.nanmedian(got) / 1.5 - 1) < 0.2
+
+
+def test_rgb_becomes_luminance_with_a_warning(leaves):
+    grey = ndi.gaussian_filter(leaves, 1.0)
+    rgb = np.stack([grey, grey, grey], axis=-1)
+    with pytest.warns(UserWarning, match="luminance"):
+        got = estimate(rgb, noise=0)
+    np.testing.assert_allclose(got, estimate(grey, noise=0), atol=1e-3, equal_nan=True)
+
+
+@pytest.mark.parametrize("bad, error, match", [
+    (np.zeros((3, 64, 64)), ValueError, "2-D"),
+    (np.zeros((64,)), ValueError, "2-D"),
+    (np.zeros((0, 0)), ValueError, "at least"),
+    (np.zeros((4, 64)), ValueError, "at least"),
+    (np.full((64, 64), 7.0), ValueError, "constant"),
+    (np.zeros((64, 64), dtype=complex), TypeError, "real"),
+    (np.array([["a"] * 10] * 10), TypeError, "real"),
+])
+def test_bad_images_get_clear_errors(bad, error, match):
+    with pytest.raises(error, match=match):
+        estimate(bad)
+
+
+def test_nan_is_refused(leaves):
+    image = leaves.copy()
+    image[5, 5] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        estimate(image)
+
+
+@pytest.mark.parametrize("params, error, match", [
+    ({"window": 2.0}, ValueError, ">= 8"),
+    ({"window": "big"}, TypeError, "number"),
+    ({"window": float("nan")}, ValueError, "finite"),
+    ({"noise": -1.0}, ValueError, ">= 0"),
+    ({"radius": 3}, TypeError, "no parameter 'radius'"),
+])
+def test_bad_parameters_get_clear_errors(leaves, params, error, match):
+    with pytest.raises(error, match=match):
+        estimate(leaves, **params)
+
+
+def test_unknown_method_is_refused(leaves):
+    with pytest.raises(ValueError, match="unknown method 'nope'.*gradient_ratio"):
+        estimate(leaves, method="nope")
+
+
+def test_image_smaller_than_the_halo_works_and_chunks_agree(leaves):
+    small = ndi.gaussian_filter(leaves, 1.2)[:40, :48]  # halo is 64 px
+    whole = estimate(small, noise=0)
+    assert whole.shape == small.shape and abs(np.nanmedian(whole) / 1.2 - 1) < 0.3
+    np.testing.assert_allclose(estimate(da.from_array(small, chunks=16), noise=0).compute(), whole,
+                               atol=1e-4, equal_nan=True)
+
+
+def test_input_array_is_not_modified(sem):
+    image, _ = sem
+    before = image.copy()
+    estimate(image)
+    assert np.array_equal(image, before)

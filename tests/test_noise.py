@@ -1,0 +1,28 @@
+import dask.array as da
+import numpy as np
+from scipy import ndimage as ndi
+
+from blurmap import estimate_noise, synthetic
+from blurmap.noise import estimate_noise_model
+
+
+def test_white_noise_std_is_recovered(leaves):
+    base = ndi.gaussian_filter(synthetic.dead_leaves((512, 512), seed=8), 1.5)
+    for std in (0.005, 0.02):
+        noisy = base + np.random.default_rng(2).normal(0, std, base.shape)
+        assert abs(estimate_noise(noisy) / std - 1) < 0.15
+    assert estimate_noise(base) < 0.002
+
+
+def test_shot_noise_model_is_recovered():
+    base = ndi.gaussian_filter(synthetic.dead_leaves((512, 512), seed=9), 2.0) * 0.8 + 0.1
+    rng = np.random.default_rng(3)
+    dose = 2000.0  # variance = intensity / dose
+    noisy = rng.poisson(base * dose) / dose
+    a, b = estimate_noise_model(noisy)
+    assert abs(b * dose - 1) < 0.3 and abs(a) < 0.3 / dose
+
+
+def test_noise_estimate_does_not_depend_on_chunking(sem):
+    image, _ = sem
+    assert estimate_noise(da.from_array(image, chunks=100)) == estimate_noise(image)
