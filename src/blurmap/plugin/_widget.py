@@ -33,10 +33,17 @@ def _param_widgets(param: Param) -> list:
 
 
 def _compute(data, method: str, params: dict):
-    """Run one estimator tile by tile, yielding after each tile; return the last TileProgress."""
+    """Run one estimator tile by tile, yielding after each tile; return the last TileProgress.
+
+    Bad input found only while computing (a constant image) comes back as its message (str),
+    not raised, so the widget reports it like any other input error.
+    """
     last = None
-    for last in engine.estimate_tiles(data, method, **params):
-        yield last.done
+    try:
+        for last in engine.estimate_tiles(data, method, **params):
+            yield last.done
+    except (TypeError, ValueError) as err:
+        return str(err)
     return last
 
 
@@ -112,6 +119,9 @@ class SigmaMapWidget(Container):
     def _done(self, source, method: str, result) -> None:
         if result is None:  # quit before the first tile
             return
+        if isinstance(result, str):
+            self._fail(result)
+            return
         est = get(method)
         sigma = result.sigma
         show_sigma(self._viewer, source, sigma, result.confidence, method, est.units, result.params)
@@ -129,11 +139,15 @@ class SigmaMapWidget(Container):
         self.cancel_button.enabled = False
 
 
-def sigma_map_widget(viewer: napari.viewer.Viewer) -> SigmaMapWidget:
-    """Return the combined dock widget, offering every registered estimator."""
-    return SigmaMapWidget(viewer)
+class SigmaMapDock(SigmaMapWidget):
+    """The combined dock widget, offering every registered estimator."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
+        super().__init__(napari_viewer)
 
 
-def gradient_ratio_widget(viewer: napari.viewer.Viewer) -> SigmaMapWidget:
-    """Return the dock widget of the gradient_ratio estimator alone."""
-    return SigmaMapWidget(viewer, method="gradient_ratio")
+class GradientRatioDock(SigmaMapWidget):
+    """The dock widget of the gradient_ratio estimator alone."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
+        super().__init__(napari_viewer, method="gradient_ratio")

@@ -1,0 +1,101 @@
+"""napari tests: they need a display (Xvfb through pytest-xvfb) and a Qt binding."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+napari = pytest.importorskip("napari")
+pytest.importorskip("qtpy")
+
+from blurmap import synthetic  # noqa: E402
+
+pytestmark = pytest.mark.gui
+ROOT = Path(__file__).resolve().parents[1]
+PLUGIN = "napari-blurmap"
+
+
+@pytest.fixture
+def plugin(npe2pm):
+    with npe2pm.tmp_plugin(manifest=str(ROOT / "napari.yaml")) as p:
+        yield p
+
+
+@pytest.fixture
+def micrograph():
+    image, _ = synthetic.sem_sample((256, 320), seed=5)
+    return image
+
+
+def _wait_done(qtbot, widget):
+    # the widget re-enables Run from its own finished slot, connected before the worker started;
+    # waiting for a signal here could miss a worker that finished first
+    qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=60_000)
+
+
+def _run_and_wait(qtbot, widget):
+    widget.run()
+    assert widget.worker is not None and not widget.run_button.enabled
+    _wait_done(qtbot, widget)
+
+
+def test_dock_widget_lays_a_calibrated_sigma_map_over_the_source(make_napari_viewer, qtbot, plugin,
+                                                                  micrograph):
+    viewer = make_napari_viewer()
+    source = viewer.add_image(micrograph, name="SEM", scale=(2.0, 0.5), translate=(10.0, -5.0))
+    before = source.data.copy()
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Sigma map")
+    widget.image.value = source
+    _run_and_wait(qtbot, widget)
+    layer = viewer.layers["SEM sigma (gradient_ratio)"]
+    np.testing.assert_array_equal(layer.scale, (2.0, 0.5))
+    np.testing.assert_array_equal(layer.translate, (10.0, -5.0))
+    assert layer.colorbar.visible
+    assert layer.colormap.name == "magma"
+    meta = layer.metadata["blurmap"]
+    assert meta["unit"] == "px" and meta["method"] == "gradient_ratio" and meta["params"]["noise"] > 0
+    assert layer.contrast_limits[0] == 0 and 1 < layer.contrast_limits[1] < 10
+    assert layer.data.shape == micrograph.shape and np.nanmedian(layer.data) > 0.3
+    np.testing.assert_array_equal(source.data, before)  # the source is never modified
+
+    widget.params["window"].value = 24.0  # running again updates, does not pile up
+    _run_and_wait(qtbot, widget)
+    assert [lay.name for lay in viewer.layers].count("SEM sigma (gradient_ratio)") == 1
+    assert viewer.layers["SEM sigma (gradient_ratio)"].metadata["blurmap"]["params"]["window"] == 24.0
+
+
+def test_per_estimator_widget_and_bad_layers(make_napari_viewer, qtbot, plugin):
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Re-blur gradient ratio")
+    assert widget.method.value == "gradient_ratio" and not widget.method.visible
+    stack = viewer.add_image(np.random.default_rng(0).random((3, 64, 64)), name="stack")
+    widget.image.value = stack
+    widget.run()
+    assert widget.worker is None and "2-D" in widget.status.value
+    flat = viewer.add_image(np.zeros((64, 64)), name="flat")
+    widget.image.value = flat
+    _run_and_wait(qtbot, widget)
+    assert "constant" in widget.status.value
+    assert [lay.name for lay in viewer.layers] == ["stack", "flat"]
+
+
+def test_cancel_stops_before_a_layer_is_added(make_napari_viewer, qtbot, plugin):
+    viewer = make_napari_viewer()
+    big = synthetic.dead_leaves((512, 512), seed=1)
+    source = viewer.add_image(np.tile(big, (4, 4)), name="big")
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Sigma map")
+    widget.image.value = source
+    widget.run()
+    widget.cancel()
+    _wait_done(qtbot, widget)
+    assert "big sigma (gradient_ratio)" not in viewer.layers
+    assert widget.status.value == "cancelled"
+
+
+def test_sample_data_gives_micrograph_and_truth(make_napari_viewer, plugin):
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "tilted_specimen")
+    names = [lay.name for lay in viewer.layers]
+    assert names == ["SEM tilted specimen", "SEM tilted specimen true sigma"]
+    truth = viewer.layers["SEM tilted specimen true sigma"]
+    assert truth.metadata["blurmap"]["unit"] == "px" and truth.data.min() >= 0.5 - 1e-6

@@ -1,0 +1,48 @@
+from pathlib import Path
+
+import pytest
+from npe2 import PluginManifest
+
+from blurmap import estimators
+from blurmap.cli import methods_table
+
+ROOT = Path(__file__).resolve().parents[1]
+MANIFEST = PluginManifest.from_file(ROOT / "napari.yaml")
+PREFIX = "napari-blurmap."
+
+
+@pytest.mark.parametrize("name", list(estimators()))
+def test_each_record_is_complete(name):
+    est = estimators()[name]
+    assert est.units in ("px", "relative")
+    assert est.halo >= 0 and est.halo % est.align == 0
+    for p in est.params:
+        if p.default is not None:
+            assert p.minimum is None or p.default >= p.minimum
+            assert p.maximum is None or p.default <= p.maximum
+        else:
+            assert p.nullable
+
+
+def test_registry_is_a_copy():
+    estimators().clear()
+    assert "gradient_ratio" in estimators()
+
+
+def test_manifest_and_registry_agree():
+    widget_commands = {w.command for w in MANIFEST.contributions.widgets}
+    per_method = {c[len(PREFIX):-len("_widget")] for c in widget_commands
+                  if c != PREFIX + "sigma_map_widget"}
+    assert per_method == set(estimators())
+    measure = {item.command for item in MANIFEST.contributions.menus["napari/layers/measure"]}
+    assert measure == widget_commands
+
+
+def test_manifest_python_names_import():
+    MANIFEST.validate_imports()
+
+
+def test_methods_table_lists_every_estimator():
+    table = methods_table()
+    for name, est in estimators().items():
+        assert f"| `{name}` | {est.units} | {est.halo} |" in table
