@@ -24,8 +24,8 @@ from scipy import ndimage as ndi
 
 BLOCK = 4  # px; the coarse grid's step, also the alignment the dask engine keeps
 SCALES = (0.7, 1.4)  # px; re-blur sigmas beyond the unblurred image
-GAMMA = 1.3  # energy exponent, fitted on dead-leaves textures by benchmarks/calibrate.py
-T_DERIV = 1.0 / 3.0  # px**2; the central difference's own blur, sin(w)/w ~ exp(-w**2/6)
+GAMMA = 1.219  # energy exponent; fitted with T_DERIV on dead leaves by benchmarks/calibrate.py
+T_DERIV = 0.22  # px**2; the derivative's own blur as seen on the pixel grid (1/3 in the continuum)
 SIGMA_GRID = np.linspace(0.0, 20.0, 4001)  # px; table used to invert the energy ratio
 _TRUNCATE = 4.0
 SNR_HALF = 4.0  # signal-to-noise energy ratio at which a scale gives half confidence
@@ -125,6 +125,40 @@ def _upsample(coarse: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return out
 
 
+def evidence(image: np.ndarray, window: float = 16.0, noise: float = 0.0,
+             shot_noise: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Return (sum of log energy ratios, confidence in [0, 1]) on the 4 px grid, before the fill.
+
+    The log ratio is what ``model_log_ratio`` predicts for the local sigma; 0 where undefined.
+    """
+    img = np.asarray(image, dtype=np.float32)
+    size = _box_size(window)
+    local_mean = _box2(_block_mean(img), size)
+    # noise variance per pixel; the floor, 1e-5 of the local intensity, is far below any real
+    # image's quantisation, and keeps round-off residues of exactly flat areas from counting
+    floor = (RELATIVE_FLOOR * np.abs(local_mean)) ** 2 + 1e-30
+    q_unit = np.maximum(noise * noise + shot_noise * local_mean, floor)
+    stats = []
+    conf = np.ones_like(local_mean)
+    for s in (0.0,) + SCALES:
+        g = ndi.gaussian_filter(img, s, mode="reflect", truncate=_TRUNCATE) if s > 0 else img
+        e = _gradient_energy(g)
+        p1 = _box2(_block_mean(e), size)
+        p2 = _box2(_block_mean(e * e), size)
+        q = q_unit * noise_energy(s)
+        s1 = np.maximum(p1 - q, 0.0)  # E[e] = u + q
+        s2 = np.maximum(p2 - 4.0 * q * p1 + 2.0 * q * q, 0.0)  # E[e**2] = u2 + 4 q u + 2 q**2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            stats.append(np.where(s1 > 0, s2 / s1, 0.0))
+        snr = s1 / q
+        conf *= snr / (SNR_HALF + snr)  # evidence at every scale must stand above its noise
+    m0 = stats[0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_ratio = sum(np.log(m0 / m) for m in stats[1:])
+    valid = np.isfinite(log_ratio) & (m0 > 0)
+    return np.where(valid, np.maximum(log_ratio, 0.0), 0.0), np.where(valid, conf, 0.0)
+
+
 def gradient_ratio(image: np.ndarray, *, window: float = 16.0, fill: float = 32.0,
                    noise: float = 0.0, shot_noise: float = 0.0,
                    sigma_max: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
@@ -135,38 +169,9 @@ def gradient_ratio(image: np.ndarray, *, window: float = 16.0, fill: float = 32.
     (px) the largest blur reported. Pixels with no texture within reach are NaN, confidence 0.
     The top-left corner of `image` must lie on the global 4 px grid (the engine sees to it).
     """
-    img = np.asarray(image, dtype=np.float32)
-    size = _box_size(window)
-    local_mean = _box2(_block_mean(img), size)
-    # noise variance per pixel; the floor, 1e-5 of the local intensity, is far below any real
-    # image's quantisation, and keeps round-off residues of exactly flat areas from counting
-    floor = (RELATIVE_FLOOR * np.abs(local_mean)) ** 2 + 1e-30
-    q_unit = np.maximum(noise * noise + shot_noise * local_mean, floor)
-    stats = []
-    snr_terms = []
-    for s in (0.0,) + SCALES:
-        g = ndi.gaussian_filter(img, s, mode="reflect", truncate=_TRUNCATE) if s > 0 else img
-        e = _gradient_energy(g)
-        p1 = _box2(_block_mean(e), size)
-        p2 = _box2(_block_mean(e * e), size)
-        q = q_unit * noise_energy(s)
-        s1 = np.maximum(p1 - q, 0.0)
-        s2 = np.maximum(p2 - 4.0 * q * p1 + 2.0 * q * q, 0.0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            stats.append(np.where(s1 > 0, s2 / s1, 0.0))
-            snr_terms.append(s1 / q)
-    m0 = stats[0]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_ratio = sum(np.log(m0 / m) for m in stats[1:])
-    valid = np.isfinite(log_ratio) & (m0 > 0)
-    log_ratio = np.where(valid, np.maximum(log_ratio, 0.0), 0.0)
+    log_ratio, conf = evidence(image, window, noise, shot_noise)
     # _TABLE_L decreases with sigma: interpolate on the reversed table
-    sigma = np.interp(log_ratio, _TABLE_L[::-1], SIGMA_GRID[::-1])
-    sigma = np.minimum(sigma, sigma_max)
-    conf = np.ones_like(m0)
-    for snr in snr_terms:  # evidence from every scale must stand above its noise
-        conf *= snr / (SNR_HALF + snr)
-    conf = np.where(valid, conf, 0.0)
+    sigma = np.minimum(np.interp(log_ratio, _TABLE_L[::-1], SIGMA_GRID[::-1]), sigma_max)
     # confidence-weighted fill (normalised convolution); squared weights let confident
     # neighbours outvote weak evidence, and where no confident pixel is in reach: NaN
     weight = conf * conf
@@ -175,5 +180,5 @@ def gradient_ratio(image: np.ndarray, *, window: float = 16.0, fill: float = 32.
     den = _box2(weight, size)
     known = den > MIN_WEIGHT
     filled = np.where(known, num / np.where(known, den, 1.0), np.nan)
-    shape = img.shape
+    shape = np.shape(image)
     return _upsample(filled, shape), _upsample(np.sqrt(np.clip(den, 0.0, 1.0)), shape)
