@@ -46,3 +46,7 @@ def test_methods_table_lists_every_estimator():
     table = methods_table()
     for name, est in estimators().items():
         assert f"| `{name}` | {est.units} | {est.halo} |" in table
+
+
+def test_readme_table_is_the_generated_one():
+    assert methods_table() in (ROOT / "README.md").read_text()
