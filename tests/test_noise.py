@@ -19,8 +19,18 @@ def test_shot_noise_model_is_recovered():
     rng = np.random.default_rng(3)
     dose = 2000.0  # variance = intensity / dose
     noisy = rng.poisson(base * dose) / dose
-    a, b = estimate_noise_model(noisy)
-    assert abs(b * dose - 1) < 0.3 and abs(a) < 0.3 / dose
+    a, b, dark = estimate_noise_model(noisy)
+    assert abs(b * dose - 1) < 0.3
+    assert abs(a + b * (0.3 - dark) - 0.3 / dose) < 0.1 / dose  # variance at intensity 0.3
+
+
+def test_noise_model_follows_gain_and_offset():
+    base = ndi.gaussian_filter(synthetic.dead_leaves((512, 512), seed=9), 2.0) * 0.8 + 0.1
+    noisy = np.random.default_rng(3).poisson(base * 2000.0) / 2000.0
+    a, b, dark = estimate_noise_model(noisy)
+    a2, b2, dark2 = estimate_noise_model(40.0 * noisy + 500.0)
+    assert np.isclose(a2, 1600 * a, rtol=1e-3) and np.isclose(b2, 40 * b, rtol=1e-3)
+    assert np.isclose(dark2, 40 * dark + 500, rtol=1e-6)
 
 
 def test_noise_estimate_does_not_depend_on_chunking(sem):

@@ -24,8 +24,8 @@ from scipy import ndimage as ndi
 
 BLOCK = 4  # px; the coarse grid's step, also the alignment the dask engine keeps
 SCALES = (0.7, 1.4)  # px; re-blur sigmas beyond the unblurred image
-GAMMA = 1.219  # energy exponent; fitted with T_DERIV on dead leaves by benchmarks/calibrate.py
-T_DERIV = 0.22  # px**2; the derivative's own blur as seen on the pixel grid (1/3 in the continuum)
+GAMMA = 1.17  # energy exponent; fitted with T_DERIV on dead leaves by benchmarks/calibrate.py
+T_DERIV = 0.24  # px**2; the derivative's own blur as seen on the pixel grid (1/3 in the continuum)
 SIGMA_GRID = np.linspace(0.0, 20.0, 4001)  # px; table used to invert the energy ratio
 _TRUNCATE = 4.0
 SNR_HALF = 4.0  # signal-to-noise energy ratio at which a scale gives half confidence
@@ -90,14 +90,17 @@ def _box_size(px: float) -> int:
     return 2 * int(round(px / (2 * BLOCK))) + 1
 
 
-def model_log_ratio(sigma: np.ndarray) -> np.ndarray:
+def model_log_ratio(sigma: np.ndarray, gamma: float = GAMMA, t_deriv: float = T_DERIV) -> np.ndarray:
     """Return sum over re-blur scales of log(energy at s=0 / energy at s) for a blur sigma (px)."""
-    t = np.asarray(sigma, dtype=np.float64)[..., None] ** 2 + T_DERIV
+    t = np.asarray(sigma, dtype=np.float64)[..., None] ** 2 + t_deriv
     s2 = np.asarray(SCALES) ** 2
-    return GAMMA * np.log((t + s2) / t).sum(axis=-1)
+    return gamma * np.log((t + s2) / t).sum(axis=-1)
 
 
-_TABLE_L = model_log_ratio(SIGMA_GRID)  # decreasing in sigma
+def invert_log_ratio(log_ratio: np.ndarray, gamma: float = GAMMA, t_deriv: float = T_DERIV) -> np.ndarray:
+    """Return the sigma (px) whose model log ratio is `log_ratio`, from a table (0 .. 20 px)."""
+    table = model_log_ratio(SIGMA_GRID, gamma, t_deriv)  # decreasing in sigma
+    return np.interp(log_ratio, table[::-1], SIGMA_GRID[::-1])
 
 
 def halo(window: float = 16.0, fill: float = 32.0) -> int:
@@ -125,26 +128,28 @@ def _upsample(coarse: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def evidence(image: np.ndarray, window: float = 16.0, noise: float = 0.0,
-             shot_noise: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """Return (sum of log energy ratios, confidence in [0, 1]) on the 4 px grid, before the fill.
+def evidence(image: np.ndarray, noise: float = 0.0, shot_noise: float = 0.0,
+             dark_level: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Return (sum of log energy ratios, confidence in [0, 1]) per 4 x 4 block, before pooling.
 
-    The log ratio is what ``model_log_ratio`` predicts for the local sigma; 0 where undefined.
+    The log ratio is what ``model_log_ratio`` predicts for the block's sigma; 0 where undefined.
+    Energies are not pooled beyond the block: where blur varies within a window, a pooled
+    energy is dominated by the sharper side (it has more energy) and reads the window sharp;
+    the estimator averages this evidence linearly instead.
     """
     img = np.asarray(image, dtype=np.float32)
-    size = _box_size(window)
-    local_mean = _box2(_block_mean(img), size)
-    # noise variance per pixel; the floor, 1e-5 of the local intensity, is far below any real
+    local_mean = _block_mean(img)
+    # noise variance per block; the floor, 1e-5 of the local intensity, is far below any real
     # image's quantisation, and keeps round-off residues of exactly flat areas from counting
     floor = (RELATIVE_FLOOR * np.abs(local_mean)) ** 2 + 1e-30
-    q_unit = np.maximum(noise * noise + shot_noise * local_mean, floor)
+    q_unit = np.maximum(noise * noise + shot_noise * np.maximum(local_mean - dark_level, 0.0), floor)
     stats = []
     conf = np.ones_like(local_mean)
     for s in (0.0,) + SCALES:
         g = ndi.gaussian_filter(img, s, mode="reflect", truncate=_TRUNCATE) if s > 0 else img
         e = _gradient_energy(g)
-        p1 = _box2(_block_mean(e), size)
-        p2 = _box2(_block_mean(e * e), size)
+        p1 = _block_mean(e)
+        p2 = _block_mean(e * e)
         q = q_unit * noise_energy(s)
         s1 = np.maximum(p1 - q, 0.0)  # E[e] = u + q
         s2 = np.maximum(p2 - 4.0 * q * p1 + 2.0 * q * q, 0.0)  # E[e**2] = u2 + 4 q u + 2 q**2
@@ -159,26 +164,37 @@ def evidence(image: np.ndarray, window: float = 16.0, noise: float = 0.0,
     return np.where(valid, np.maximum(log_ratio, 0.0), 0.0), np.where(valid, conf, 0.0)
 
 
+def _weighted_mean(values: np.ndarray, weight: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return (weighted local mean of `values`, local mean of `weight`) over a triangle window."""
+    den = _box2(weight, size)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.where(den > 0, _box2(weight * values, size) / den, 0.0)
+    return mean, den
+
+
+def sigma_from_evidence(log_ratio: np.ndarray, conf: np.ndarray, window: float = 16.0, fill: float = 32.0,
+                        sigma_max: float = 10.0, gamma: float = GAMMA,
+                        t_deriv: float = T_DERIV) -> tuple[np.ndarray, np.ndarray]:
+    """Return (sigma in px, confidence) on the 4 px grid from the evidence of ``evidence``."""
+    # squared confidences as weights let confident blocks outvote weak evidence
+    pooled, weight = _weighted_mean(log_ratio, conf * conf, _box_size(window))
+    sigma = np.minimum(invert_log_ratio(pooled, gamma, t_deriv), sigma_max)
+    # fill (normalised convolution); where no confident block is in reach: NaN
+    filled, den = _weighted_mean(sigma, weight, _box_size(fill))
+    return np.where(den > MIN_WEIGHT, filled, np.nan), np.sqrt(np.clip(den, 0.0, 1.0))
+
+
 def gradient_ratio(image: np.ndarray, *, window: float = 16.0, fill: float = 32.0,
-                   noise: float = 0.0, shot_noise: float = 0.0,
+                   noise: float = 0.0, shot_noise: float = 0.0, dark_level: float = 0.0,
                    sigma_max: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
     """Return (sigma map in px, confidence in [0, 1]) for a 2-D float image tile.
 
     `window` (px) is the pooling window, `fill` (px) the reach of the confidence-weighted fill,
-    the noise variance is noise**2 + shot_noise * local mean intensity (image units), `sigma_max`
+    the noise variance is noise**2 + shot_noise * (local mean - dark_level) in image units, `sigma_max`
     (px) the largest blur reported. Pixels with no texture within reach are NaN, confidence 0.
     The top-left corner of `image` must lie on the global 4 px grid (the engine sees to it).
     """
-    log_ratio, conf = evidence(image, window, noise, shot_noise)
-    # _TABLE_L decreases with sigma: interpolate on the reversed table
-    sigma = np.minimum(np.interp(log_ratio, _TABLE_L[::-1], SIGMA_GRID[::-1]), sigma_max)
-    # confidence-weighted fill (normalised convolution); squared weights let confident
-    # neighbours outvote weak evidence, and where no confident pixel is in reach: NaN
-    weight = conf * conf
-    size = _box_size(fill)
-    num = _box2(weight * sigma, size)
-    den = _box2(weight, size)
-    known = den > MIN_WEIGHT
-    filled = np.where(known, num / np.where(known, den, 1.0), np.nan)
+    log_ratio, conf = evidence(image, noise, shot_noise, dark_level)
+    sigma, conf = sigma_from_evidence(log_ratio, conf, window, fill, sigma_max)
     shape = np.shape(image)
-    return _upsample(filled, shape), _upsample(np.sqrt(np.clip(den, 0.0, 1.0)), shape)
+    return _upsample(sigma, shape), _upsample(conf, shape)

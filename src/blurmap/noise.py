@@ -72,17 +72,20 @@ def estimate_noise(image) -> float:
     return float(np.sqrt(np.quantile(v, _QUANTILE) / _UNIT_QUANTILE))
 
 
-def estimate_noise_model(image, bins: int = 8) -> tuple[float, float]:
-    """Return (a, b) of the noise variance a + b * intensity (image units squared) of `image`.
+def estimate_noise_model(image, bins: int = 8) -> tuple[float, float, float]:
+    """Return (a, b, dark) of the noise variance a + b * max(intensity - dark, 0) of `image`.
 
-    Shot noise, as in SEM and fluorescence, grows with the signal; detector noise does not.
-    The blocks are split into `bins` intensity classes; in each, the 10th percentile of
-    high-pass variances gives the noise variance there; a line through those points, with
-    b >= 0, is the model. Uniform white noise gives b close to 0 and a = estimate_noise()**2.
+    Shot noise, as in SEM and fluorescence, grows with the signal above a dark level; detector
+    noise does not. The blocks are split into `bins` intensity classes; in each, the 10th
+    percentile of high-pass variances gives the noise variance there; a line through those
+    points, with b >= 0, is the model, anchored at `dark`, the darkest 1% of block means, so
+    that an offset moves `dark` and nothing else. Units: image units squared, image units per
+    unit, image units. White noise gives b close to 0 and a = estimate_noise()**2.
     """
     mean, var = _sampled_stats(image)
     if var.size == 0:
-        return 0.0, 0.0
+        return 0.0, 0.0, 0.0
+    dark = float(np.quantile(mean, 0.01))
     edges = np.quantile(mean, np.linspace(0, 1, bins + 1))
     mus, noise_vars = [], []
     for lo, hi in zip(edges[:-1], edges[1:]):
@@ -92,8 +95,8 @@ def estimate_noise_model(image, bins: int = 8) -> tuple[float, float]:
             noise_vars.append(np.quantile(var[sel], _QUANTILE) / _UNIT_QUANTILE)
     mus, noise_vars = np.asarray(mus), np.asarray(noise_vars)
     if mus.size < 2 or np.ptp(mus) == 0:
-        return float(np.quantile(var, _QUANTILE) / _UNIT_QUANTILE), 0.0
+        return float(np.quantile(var, _QUANTILE) / _UNIT_QUANTILE), 0.0, dark
     b, a = np.polyfit(mus, noise_vars, 1)
     if b <= 0:
-        return float(np.median(noise_vars)), 0.0
-    return float(a), float(b)
+        return float(np.median(noise_vars)), 0.0, dark
+    return float(max(a + b * dark, 0.0)), float(b), dark

@@ -9,7 +9,7 @@ import numpy as np
 
 from . import gradient_ratio as _gr
 from ._validate import check_param
-from .noise import estimate_noise, estimate_noise_model
+from .noise import estimate_noise_model
 
 
 @dataclass(frozen=True)
@@ -85,16 +85,16 @@ def _halo_args(est: Estimator) -> tuple[str, ...]:
     return tuple(inspect.signature(est.halo_for_params).parameters)
 
 
+_NOISE_PARAMS = ("noise", "shot_noise", "dark_level")
+
+
 def _prepare_noise(image, params: dict) -> dict:
-    """Replace noise=None or shot_noise=None by one image-wide estimate, the same for every chunk."""
-    if params["noise"] is None or params["shot_noise"] is None:
-        a, b = estimate_noise_model(image)
-        if params["shot_noise"] is not None:  # only the constant part is unknown
-            a, b = estimate_noise(image) ** 2, params["shot_noise"]
-        elif params["noise"] is not None:
-            a = params["noise"] ** 2
-        params = dict(params, noise=float(np.sqrt(max(a, 0.0))), shot_noise=float(b))
-    return params
+    """Fill the noise-model parameters left None from one image-wide estimate, the same for every chunk."""
+    if all(params[k] is not None for k in _NOISE_PARAMS):
+        return params
+    a, b, dark = estimate_noise_model(image)
+    estimated = {"noise": float(np.sqrt(a)), "shot_noise": b, "dark_level": dark}
+    return {**params, **{k: estimated[k] for k in _NOISE_PARAMS if params[k] is None}}
 
 
 _REGISTRY: dict[str, Estimator] = {}
@@ -120,8 +120,10 @@ register(Estimator(
               "std of signal-independent noise; None estimates it from the image, 0 means none",
               nullable=True),
         Param("shot_noise", None, 0.0, None, "image units",
-              "shot-noise variance per unit of intensity; None estimates it, 0 means none",
+              "shot-noise variance per unit of intensity above dark_level; None estimates it, 0 means none",
               nullable=True),
+        Param("dark_level", None, None, None, "image units",
+              "intensity at which shot noise vanishes; None estimates it", nullable=True),
         Param("sigma_max", 10.0, 1.0, 20.0, "px", "largest blur reported"),
     ),
     halo_for_params=_gr.halo,
