@@ -40,40 +40,58 @@ def plan_chunks(shape: tuple[int, int], requested: tuple[int, int], est: Estimat
     return tuple(out)
 
 
-def prepare(image, method: str | None = None, **params):
-    """Return (float32 image, estimator, checked parameters with image-wide values filled in)."""
+class Prepared(NamedTuple):
+    """An image ready for an estimator: float32 image, the estimator, its parameters, its other inputs."""
+
+    image: object
+    estimator: Estimator
+    params: dict
+    inputs: dict
+
+
+def prepare(image, method: str | None = None, **params) -> Prepared:
+    """Check everything and fill image-wide parameters (noise, registration) once, before any chunk."""
     est = get(method)
+    arrays = {name: params.pop(name, None) for name in est.inputs}
     checked = est.check(params)
     img = as_2d_float(image)
+    for name, array in arrays.items():
+        if array is None:
+            raise TypeError(f"method {est.name!r} needs the image {name!r} (e.g. {name}=array)")
+        arrays[name] = as_2d_float(array, name=name)
+        if arrays[name].shape != img.shape:
+            raise ValueError(f"{name} has shape {arrays[name].shape}, the image {img.shape}; they must agree")
     if isinstance(img, np.ndarray):
         if img.max() == img.min():
             raise ValueError("the image is constant: it holds no texture, so its blur cannot be measured")
     if est.prepare is not None:
-        checked = est.prepare(img, checked)
-    return img, est, checked
+        checked = est.prepare(img, checked, **arrays)
+    return Prepared(img, est, checked, arrays)
 
 
-def _lazy(img, est: Estimator, params: dict, chunks: tuple[int, int] | None):
+def _lazy(prep: Prepared, chunks: tuple[int, int] | None):
     """Return a lazy (H, W, 2) float32 dask array of sigma and confidence computed chunk by chunk."""
     import dask.array as da
 
+    img, est, params = prep.image, prep.estimator, prep.params
     halo = est.halo_for(params)
     if not _is_dask(img):
         img = da.from_array(img, chunks=chunks or (DEFAULT_CHUNK, DEFAULT_CHUNK))
     requested = chunks or tuple(c[0] for c in img.chunks)
     plan = plan_chunks(img.shape, requested, est, halo)
-    if img.chunks != plan:
-        img = img.rechunk(plan)
+    names = list(prep.inputs)
+    arrays = [img] + [da.asarray(prep.inputs[name]) for name in names]
+    arrays = [a.rechunk(plan) if a.chunks != plan else a for a in arrays]
 
-    def block(tile: np.ndarray) -> np.ndarray:
-        sigma, conf = est.func(tile, **params)
+    def block(tile: np.ndarray, *others: np.ndarray) -> np.ndarray:
+        sigma, conf = est.func(tile, **params, **dict(zip(names, others)))
         return np.stack([sigma, conf], axis=-1)
 
     # an axis held in one chunk has no neighbour to borrow from
-    depth = {axis: halo if len(img.chunks[axis]) > 1 else 0 for axis in (0, 1)}
-    padded = da.overlap.overlap(img, depth=depth, boundary="none")
-    out = padded.map_blocks(block, new_axis=2, chunks=padded.chunks + ((2,),), dtype=np.float32,
-                            meta=np.empty((0, 0, 0), dtype=np.float32))
+    depth = {axis: halo if len(plan[axis]) > 1 else 0 for axis in (0, 1)}
+    padded = [da.overlap.overlap(a, depth=depth, boundary="none") for a in arrays]
+    out = da.map_blocks(block, *padded, new_axis=2, chunks=padded[0].chunks + ((2,),), dtype=np.float32,
+                        meta=np.empty((0, 0, 0), dtype=np.float32))
     return da.overlap.trim_internal(out, {**depth, 2: 0}, boundary="none")
 
 
@@ -85,12 +103,12 @@ def estimate(image, method: str | None = None, *, return_confidence: bool = Fals
     computed chunk by chunk with each chunk's halo. `chunks` (px) rechunks a dask image.
     Parameters not given take the estimator's defaults (see ``blurmap.estimators()``).
     """
-    img, est, checked = prepare(image, method, **params)
-    if _is_dask(img):
-        out = _lazy(img, est, checked, chunks)
+    prep = prepare(image, method, **params)
+    if _is_dask(prep.image) or any(_is_dask(a) for a in prep.inputs.values()):
+        out = _lazy(prep, chunks)
         sigma, conf = out[..., 0], out[..., 1]
     else:
-        sigma, conf = est.func(img, **checked)
+        sigma, conf = prep.estimator.func(prep.image, **prep.params, **prep.inputs)
     return (sigma, conf) if return_confidence else sigma
 
 
@@ -108,7 +126,7 @@ def tile_count(shape: tuple[int, int], method: str | None = None, *, chunk: int 
                **params) -> int:
     """Return how many tiles ``estimate_tiles`` computes for an image of this shape."""
     est = get(method)
-    checked = est.check(params)
+    checked = est.check({k: v for k, v in params.items() if k not in est.inputs})
     plan = plan_chunks(tuple(shape[:2]), (chunk, chunk), est, est.halo_for(checked))
     return len(plan[0]) * len(plan[1])
 
@@ -120,10 +138,10 @@ def estimate_tiles(image, method: str | None = None, *, chunk: int = DEFAULT_CHU
     The arrays are filled in place as tiles complete and are whole after the last yield.
     Results equal ``estimate``'s; `params` holds image-wide values worked out (e.g. noise).
     """
-    img, est, checked = prepare(image, method, **params)
-    lazy = _lazy(img, est, checked, (chunk, chunk))
-    sigma = np.empty(img.shape, dtype=np.float32)
-    conf = np.empty(img.shape, dtype=np.float32)
+    prep = prepare(image, method, **params)
+    lazy = _lazy(prep, (chunk, chunk))
+    sigma = np.empty(prep.image.shape, dtype=np.float32)
+    conf = np.empty(prep.image.shape, dtype=np.float32)
     ny, nx = lazy.numblocks[:2]
     starts = [np.cumsum((0,) + c) for c in lazy.chunks[:2]]
     for i in range(ny):
@@ -133,4 +151,4 @@ def estimate_tiles(image, method: str | None = None, *, chunk: int = DEFAULT_CHU
             xs = slice(starts[1][j], starts[1][j + 1])
             sigma[ys, xs] = tile[..., 0]
             conf[ys, xs] = tile[..., 1]
-            yield TileProgress(i * nx + j + 1, ny * nx, sigma, conf, checked)
+            yield TileProgress(i * nx + j + 1, ny * nx, sigma, conf, prep.params)

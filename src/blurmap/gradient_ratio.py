@@ -67,14 +67,14 @@ def noise_energy(s: float) -> float:
     return float(_gradient_energy(g).sum())
 
 
-def _block_mean(a: np.ndarray) -> np.ndarray:
-    """Return the mean of each 4 x 4 block of `a` (float64); a partial last block is mirrored."""
+def _block_mean(a: np.ndarray, dtype=np.float64) -> np.ndarray:
+    """Return the mean of each 4 x 4 block of `a` (in `dtype`); a partial last block is mirrored."""
     h, w = a.shape
     ph, pw = (-h) % BLOCK, (-w) % BLOCK
     if ph or pw:
         a = np.pad(a, ((0, ph), (0, pw)), mode="symmetric")
     hb, wb = a.shape[0] // BLOCK, a.shape[1] // BLOCK
-    return a.reshape(hb, BLOCK, wb, BLOCK).mean(axis=(1, 3), dtype=np.float64)
+    return a.reshape(hb, BLOCK, wb, BLOCK).mean(axis=(1, 3), dtype=dtype)
 
 
 def _box2(a: np.ndarray, size: int) -> np.ndarray:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
 from . import gradient_ratio as _gr
+from . import reference as _rf
 from ._validate import check_param
-from .noise import estimate_noise_model
+from .noise import estimate_noise, estimate_noise_model
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,8 @@ class Estimator:
     halo_for_params: Callable[..., int]
     align: int = 1  # chunk origins must be multiples of this (px)
     description: str = ""
-    prepare: Callable[[Any, dict], dict] | None = None  # fills image-wide parameters once
-    extra: dict = field(default_factory=dict)
+    prepare: Callable[..., dict] | None = None  # fills image-wide parameters once: (image, params, **inputs)
+    inputs: tuple[str, ...] = ()  # other images the method needs, same shape, passed by name
 
     @property
     def halo(self) -> int:
@@ -76,13 +77,7 @@ class Estimator:
 
     def halo_for(self, params: dict) -> int:
         """Return the halo (px) each side of a chunk for these checked parameters."""
-        keys = [p.name for p in self.params if p.name in params]
-        return int(self.halo_for_params(**{k: params[k] for k in keys if k in _halo_args(self)}))
-
-
-def _halo_args(est: Estimator) -> tuple[str, ...]:
-    import inspect
-    return tuple(inspect.signature(est.halo_for_params).parameters)
+        return int(self.halo_for_params(params))
 
 
 _NOISE_PARAMS = ("noise", "shot_noise", "dark_level")
@@ -126,12 +121,74 @@ register(Estimator(
               "intensity at which shot noise vanishes; None estimates it", nullable=True),
         Param("sigma_max", 10.0, 1.0, 20.0, "px", "largest blur reported"),
     ),
-    halo_for_params=_gr.halo,
+    halo_for_params=lambda p: _gr.halo(p["window"], p["fill"]),
     align=_gr.BLOCK,
     description=("Absolute Gaussian sigma from ratios of self-weighted gradient energies of the image and "
                  "its re-blurred copies (0.7, 1.4 px), calibrated on dead-leaves textures; invariant to "
                  "gain and offset, with white noise removed and a confidence-weighted fill."),
     prepare=_prepare_noise,
+))
+
+def _prepare_reference(image, params: dict, reference) -> dict:
+    """Register the reference, fit gain and offset, estimate noise: once per image, on a central crop."""
+    params = dict(params)
+    crop = tuple(slice(max(0, (n - _rf.CROP) // 2), max(0, (n - _rf.CROP) // 2) + _rf.CROP) for n in image.shape)
+    img, ref = image[crop], reference[crop]
+    if not isinstance(img, np.ndarray) or not isinstance(ref, np.ndarray):
+        import dask
+        img, ref = (np.asarray(a) for a in dask.compute(img, ref))
+    auto = [k for k in ("shift_y", "shift_x", "gain", "offset") if params[k] is None]
+    if params["shift_y"] is None or params["shift_x"] is None:
+        (dy, dx), corr = _rf.register(ref, img)
+        if corr < _rf.MIN_CORRELATION:
+            raise ValueError(f"the reference does not match the image: after registration their correlation "
+                             f"is {corr:.2f} (needs {_rf.MIN_CORRELATION}); is it the same field?")
+        if max(abs(dy), abs(dx)) > _rf.MAX_SHIFT:
+            raise ValueError(f"registration found a shift of ({dy:.1f}, {dx:.1f}) px, beyond the "
+                             f"{_rf.MAX_SHIFT} px this method accepts; crop the images to the same field")
+        params["shift_y"] = dy if params["shift_y"] is None else params["shift_y"]
+        params["shift_x"] = dx if params["shift_x"] is None else params["shift_x"]
+    if params["gain"] is None or params["offset"] is None:
+        gain, offset = _rf.gain_offset(_rf._shifted(ref, (params["shift_y"], params["shift_x"])), img)
+        params["gain"] = gain if params["gain"] is None else params["gain"]
+        params["offset"] = offset if params["offset"] is None else params["offset"]
+    if params["noise"] is None:  # floored: noise-free data still get a finite, scale-free weight
+        params["noise"] = max(estimate_noise(img), 1e-3 * float(np.std(img)))
+    if auto:  # refine what was estimated against the fitted model, which shares the image's blur
+        fit = {k: params[k] for k in ("window", "smoothness", "sigma_min", "sigma_max", "fill", "noise")}
+        (dy, dx), gain, offset = _rf.refine(ref, img, (params["shift_y"], params["shift_x"]), params["gain"],
+                                            params["offset"], **fit)
+        params.update({k: v for k, v in zip(("shift_y", "shift_x", "gain", "offset"), (dy, dx, gain, offset))
+                       if k in auto})
+    return params
+
+
+register(Estimator(
+    name="reference",
+    title="Fit against a sharp reference",
+    func=_rf.reference_fit,
+    units="px",
+    params=(
+        Param("window", 8.0, 4.0, 64.0, "px", "fitting window; smaller follows sharper changes, larger resists noise"),
+        Param("smoothness", 1.0, 0.0, 1000.0, "", "weight of the smoothness prior against the data's information"),
+        Param("fill", 32.0, 4.0, 256.0, "px", "reach of the fill into textureless areas"),
+        Param("sigma_min", 0.0, 0.0, 19.0, "px", "smallest blur allowed"),
+        Param("sigma_max", 6.0, 1.0, 20.0, "px", "largest blur allowed"),
+        Param("shift_y", None, -_rf.MAX_SHIFT, _rf.MAX_SHIFT, "px", "reference shift in rows; None registers", nullable=True),
+        Param("shift_x", None, -_rf.MAX_SHIFT, _rf.MAX_SHIFT, "px", "reference shift in columns; None registers",
+              nullable=True),
+        Param("gain", None, None, None, "", "image = gain * reference + offset; None fits it", nullable=True),
+        Param("offset", None, None, None, "image units", "None fits it", nullable=True),
+        Param("noise", None, 0.0, None, "image units", "noise std, for the confidence; None estimates it",
+              nullable=True),
+    ),
+    halo_for_params=lambda p: _rf.halo(p["window"], p["sigma_max"], p["smoothness"], p["fill"]),
+    align=_gr.BLOCK,
+    description=("Sigma map that, through blurmap.blur, best turns a sharp reference of the same field into "
+                 "the image: exact windowed least squares over a ladder of blurs, adaptive windows at "
+                 "changes of blur, a smoothness prior; registration, gain and offset fitted first."),
+    prepare=_prepare_reference,
+    inputs=("reference",),
 ))
 
 DEFAULT = "gradient_ratio"

@@ -57,11 +57,13 @@ class SigmaMapWidget(Container):
         self.image = create_widget(annotation=napari.layers.Image, label="image", name="image")
         self.method = ComboBox(name="method", label="estimator", choices=list(estimators()),
                                value=method or DEFAULT, visible=not self._fixed)
+        self.inputs = Container(name="inputs", labels=True)  # other images the method needs
         self.params = Container(name="params", labels=True)
         self.run_button = PushButton(name="run", text="Run")
         self.cancel_button = PushButton(name="cancel", text="Cancel", enabled=False)
         self.status = Label(name="status", value="")
-        self.extend([self.image, self.method, self.params, self.run_button, self.cancel_button, self.status])
+        self.extend([self.image, self.method, self.inputs, self.params, self.run_button, self.cancel_button,
+                     self.status])
         self.worker = None
         self.method.changed.connect(self._rebuild_params)
         self.run_button.changed.connect(self.run)
@@ -69,10 +71,16 @@ class SigmaMapWidget(Container):
         self._rebuild_params()
 
     def _rebuild_params(self, *_) -> None:
-        """Show the parameters of the selected estimator."""
+        """Show the parameters, and pickers for the other images, of the selected estimator."""
+        est = get(self.method.value)
         self.params.clear()
-        for param in get(self.method.value).params:
+        for param in est.params:
             self.params.extend(_param_widgets(param))
+        self.inputs.clear()
+        for name in est.inputs:
+            self.inputs.append(create_widget(annotation=napari.layers.Image, label=name, name=name))
+        self.inputs.visible = bool(est.inputs)
+        self.inputs.reset_choices()
 
     def param_values(self) -> dict:
         """Return the parameters as set in the widget (None where "estimate" is ticked)."""
@@ -96,6 +104,16 @@ class SigmaMapWidget(Container):
         try:  # fail here, on the GUI thread, with a message, rather than in the worker
             get(method).check(params)
             as_2d_float(data, name=f"layer {layer.name!r}")
+            for name in get(method).inputs:
+                other = self.inputs[name].value
+                if other is None:
+                    raise ValueError(f"choose the {name} layer")
+                if other is layer:
+                    raise ValueError(f"the {name} layer must differ from the image layer")
+                params[name] = other.data[0] if other.multiscale else other.data
+                if params[name].shape[:2] != data.shape[:2]:
+                    raise ValueError(f"the {name} layer is {params[name].shape[:2]}, the image "
+                                     f"{data.shape[:2]}: they must have the same shape")
         except (TypeError, ValueError) as err:
             self._fail(str(err))
             return
@@ -124,7 +142,8 @@ class SigmaMapWidget(Container):
             return
         est = get(method)
         sigma = result.sigma
-        show_sigma(self._viewer, source, sigma, result.confidence, method, est.units, result.params)
+        params = {k: v for k, v in result.params.items() if k not in est.inputs}
+        show_sigma(self._viewer, source, sigma, result.confidence, method, est.units, params)
         finite = sigma[np.isfinite(sigma)]
         self.status.value = (f"median sigma {np.median(finite):.2f} {est.units}" if finite.size
                              else "no texture found: sigma unknown everywhere")
@@ -151,3 +170,10 @@ class GradientRatioDock(SigmaMapWidget):
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__(napari_viewer, method="gradient_ratio")
+
+
+class ReferenceDock(SigmaMapWidget):
+    """The dock widget of the reference estimator alone: fit against a sharp image of the same field."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
+        super().__init__(napari_viewer, method="reference")
