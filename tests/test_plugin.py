@@ -67,7 +67,7 @@ def test_dock_widget_lays_a_calibrated_sigma_map_over_the_source(make_napari_vie
 def test_per_estimator_widget_and_bad_layers(make_napari_viewer, qtbot, plugin):
     viewer = make_napari_viewer()
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Re-blur gradient ratio")
-    assert widget.method.value == "gradient_ratio" and not widget.method.visible
+    assert widget.method.value == "gradient_ratio" and widget.method.native.isHidden()
     stack = viewer.add_image(np.random.default_rng(0).random((3, 64, 64)), name="stack")
     widget.image.value = stack
     widget.run()
@@ -99,3 +99,37 @@ def test_sample_data_gives_micrograph_and_truth(make_napari_viewer, plugin):
     assert names == ["SEM tilted specimen", "SEM tilted specimen true sigma"]
     truth = viewer.layers["SEM tilted specimen true sigma"]
     assert truth.metadata["blurmap"]["unit"] == "px" and truth.data.min() >= 0.5 - 1e-6
+
+
+def test_reference_widget_offers_a_second_layer_picker(make_napari_viewer, qtbot, plugin):
+    from blurmap import blur
+    viewer = make_napari_viewer()
+    sharp = synthetic.dead_leaves((192, 192), seed=6)
+    truth = synthetic.ramp(sharp.shape, 0.5, 3.0)
+    blurred = viewer.add_image(blur(sharp, truth), name="blurred", scale=(0.5, 0.5))
+    reference = viewer.add_image(sharp, name="focused")
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Fit against a sharp reference")
+    assert widget.method.value == "reference" and not widget.inputs.native.isHidden()
+    widget.image.value = blurred
+    widget.inputs["reference"].value = blurred
+    widget.run()
+    assert widget.worker is None and "must differ" in widget.status.value
+    widget.inputs["reference"].value = reference
+    _run_and_wait(qtbot, widget)
+    layer = viewer.layers["blurred sigma (reference)"]
+    np.testing.assert_array_equal(layer.scale, (0.5, 0.5))
+    params = layer.metadata["blurmap"]["params"]
+    assert "reference" not in params and abs(params["shift_y"]) < 0.05 and abs(params["gain"] - 1) < 0.02
+    assert np.sqrt(np.nanmean((layer.data - truth) ** 2)) < 0.1
+
+
+def test_combined_widget_shows_the_reference_picker_only_when_needed(make_napari_viewer, plugin):
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Sigma map")
+    # isHidden: hidden on purpose (.visible also needs the window on screen)
+    assert widget.inputs.native.isHidden()
+    widget.method.value = "reference"
+    assert not widget.inputs.native.isHidden() and "reference" in [w.name for w in widget.inputs]
+    assert "smoothness" in [w.name for w in widget.params]
+    widget.method.value = "gradient_ratio"
+    assert widget.inputs.native.isHidden()

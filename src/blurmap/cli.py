@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p_demo = sub.add_parser("demo", help="generate the SEM sample, estimate its sigma map, write and summarise")
     p_demo.add_argument("outdir", type=Path)
-    p_demo.add_argument("--method", default=DEFAULT, choices=sorted(estimators()))
+    blind = sorted(name for name, est in estimators().items() if not est.inputs)  # the sample has no reference
+    p_demo.add_argument("--method", default=DEFAULT, choices=blind)
     p_demo.add_argument("--size", type=_shape, default=(768, 1024), help="HxW in px (default 768x1024)")
     p_demo.add_argument("--seed", type=int, default=0)
     sub.add_parser("methods", help="list the registered estimators as a Markdown table")
