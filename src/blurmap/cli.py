@@ -14,6 +14,7 @@ import numpy as np
 
 from . import report
 from .engine import estimate
+from .focal import focal
 from .registry import DEFAULT, estimators, get
 from .synthetic import sem_sample
 
@@ -55,6 +56,7 @@ def demo(outdir: Path, method: str | None, shape: tuple[int, int], seed: int) ->
     }
     if est.units == "px":
         summary["error"] = report.errors(sigma, truth)
+        summary["focal_line"] = {"estimated": focal(sigma).as_dict(), "true": focal(truth).as_dict()}
     _write_tiff(outdir / "micrograph.tif", image, "synthetic SEM micrograph of a tilted specimen")
     _write_tiff(outdir / "sigma_true.tif", truth, "true Gaussian blur sigma, px")
     _write_tiff(outdir / f"sigma_{est.name}.tif", sigma, f"estimated blur sigma, {est.units}, {est.name}")
@@ -76,6 +78,11 @@ def _print_summary(s: dict, outdir: Path) -> None:
     print("    true              " + "  ".join(f"{v:6.2f}" for v in thirds["true"]))
     band = s["sharpest_band_height_fraction"]
     print(f"  sharpest band at {100 * band['estimated']:.1f}% of the height (true {100 * band['true']:.1f}%)")
+    if "focal_line" in s:
+        est, true = s["focal_line"]["estimated"], s["focal_line"]["true"]
+        print(f"  focal line at {100 * est['position']:.1f}% of the height, {est['angle_deg']:+.1f} deg "
+              f"(true {100 * true['position']:.1f}%, {true['angle_deg']:+.1f} deg); blur grows by "
+              f"{est['gradient']:.4f} px per px (true {true['gradient']:.4f})")
     if "error" in s:
         e = s["error"]
         print(f"  error against the truth: RMSE {e['rmse_px']:.3f} px, {100 * e['within_30pct']:.1f}% of pixels "

@@ -57,8 +57,8 @@ class SigmaMapWidget(Container):
         self.image = create_widget(annotation=napari.layers.Image, label="image", name="image")
         self.method = ComboBox(name="method", label="estimator", choices=list(estimators()),
                                value=method or DEFAULT, visible=not self._fixed)
-        self.inputs = Container(name="inputs", labels=True)  # other images the method needs
-        self.params = Container(name="params", labels=True)
+        self.inputs = Container(name="inputs", label=" ", labels=True)  # other images the method needs
+        self.params = Container(name="params", label=" ", labels=True)
         self.run_button = PushButton(name="run", text="Run")
         self.cancel_button = PushButton(name="cancel", text="Cancel", enabled=False)
         self.status = Label(name="status", value="")
