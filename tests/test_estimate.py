@@ -148,3 +148,24 @@ def test_input_array_is_not_modified(sem):
     before = image.copy()
     estimate(image)
     assert np.array_equal(image, before)
+
+
+def test_slicing_derivatives_equal_scipy_reflect_mode():
+    from blurmap import gradient_ratio as gr
+    a = np.random.default_rng(0).random((37, 41)).astype(np.float32)
+    for axis in (0, 1):
+        np.testing.assert_allclose(gr._central_difference(a, axis),
+                                   -ndi.correlate1d(a, [0.5, 0.0, -0.5], axis=axis, mode="reflect"), atol=1e-6)
+    lap = gr._second_difference(a, 0) + gr._second_difference(a, 1)
+    np.testing.assert_allclose(lap, ndi.laplace(a, mode="reflect"), atol=1e-5)
+
+
+def test_a_natural_texture_is_read_without_the_dead_leaves_exponent():
+    # grass falls faster with blur than dead leaves: the gradient evidence alone read it 20-25%
+    # low at 2-3 px; the curvature evidence needs no exponent
+    import skimage.data
+    from blurmap import blur
+    grass = skimage.data.grass().astype(np.float32) / 255
+    grass = grass.reshape(256, 2, 256, 2).mean(axis=(1, 3))
+    truth = synthetic.ramp(grass.shape, 0.5, 3.0)
+    assert (thirds_error(estimate(blur(grass, truth)), truth) < 0.15).all()
