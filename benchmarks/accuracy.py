@@ -17,17 +17,15 @@ import numpy as np
 from _suite import cases
 
 from blurmap import estimate, estimators
+from blurmap.report import errors
 
 SEED_002 = {"ramp": 0.1645, "sine": 0.1991}  # its CNN (30 classes), RMSE px
 
 
 def score(sigma: np.ndarray, truth: np.ndarray) -> tuple[float, float, float]:
     """Return (RMSE px over known pixels, share within 30% counting unknown as misses, share unknown)."""
-    known = np.isfinite(sigma)
-    err = sigma[known] - truth[known]
-    within = np.zeros(truth.shape, dtype=bool)
-    within[known] = np.abs(err) <= 0.3 * truth[known]
-    return float(np.sqrt(np.mean(err**2))), float(within.mean()), float(1 - known.mean())
+    e = errors(sigma, truth)
+    return e["rmse_px"], e["within_30pct"], e["unknown"]
 
 
 def main() -> None:

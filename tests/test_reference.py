@@ -3,8 +3,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from blurmap import blur, estimate, estimators, forward, synthetic
-from blurmap.reference import _ladder_levels
+from blurmap import blur, estimate, estimators, synthetic
 
 
 @pytest.fixture(scope="module")
@@ -86,10 +85,3 @@ def test_chunked_equals_unchunked_away_from_the_border():
     assert lazy.numblocks[0] > 1
     inner = (slice(16, -16), slice(16, -16))
     np.testing.assert_allclose(lazy.compute()[inner], whole[inner], atol=0.05, equal_nan=True)
-
-
-def test_ladder_cascade_matches_direct_blurs():
-    sharp = synthetic.dead_leaves((128, 128), seed=12)
-    levels = forward.ladder(6.0)
-    for level, got in zip(levels[1:], _ladder_levels(sharp, levels)):
-        assert np.abs(got - ndi.gaussian_filter(sharp, level, truncate=4.0)).max() < 5e-4

@@ -37,18 +37,17 @@ RELATIVE_FLOOR = 1e-5  # noise floor relative to the local mean intensity
 MIN_WEIGHT = 0.01  # pooled squared confidence below which sigma is unknown (NaN)
 
 
+def _at(axis: int, start: int | None, stop: int | None) -> tuple[slice, slice]:
+    """Return the index of rows (axis 0) or columns (axis 1) start:stop of a 2-D array."""
+    return (slice(start, stop), slice(None)) if axis == 0 else (slice(None), slice(start, stop))
+
+
 def _central_difference(g: np.ndarray, axis: int) -> np.ndarray:
     """Return (g[i+1] - g[i-1]) / 2 along `axis`, borders mirrored as scipy's "reflect" mode does."""
     d = np.empty_like(g)
-    lead = [slice(None)] * g.ndim
-
-    def at(sl):
-        lead[axis] = sl
-        return tuple(lead)
-
-    d[at(slice(1, -1))] = g[at(slice(2, None))] - g[at(slice(None, -2))]
-    d[at(slice(0, 1))] = g[at(slice(1, 2))] - g[at(slice(0, 1))]
-    d[at(slice(-1, None))] = g[at(slice(-1, None))] - g[at(slice(-2, -1))]
+    d[_at(axis, 1, -1)] = g[_at(axis, 2, None)] - g[_at(axis, None, -2)]
+    d[_at(axis, 0, 1)] = g[_at(axis, 1, 2)] - g[_at(axis, 0, 1)]
+    d[_at(axis, -1, None)] = g[_at(axis, -1, None)] - g[_at(axis, -2, -1)]
     d *= 0.5
     return d
 
@@ -65,15 +64,9 @@ def _gradient_energy(g: np.ndarray) -> np.ndarray:
 def _second_difference(g: np.ndarray, axis: int) -> np.ndarray:
     """Return g[i+1] - 2 g[i] + g[i-1] along `axis`, borders mirrored as scipy's "reflect" mode does."""
     d = np.empty_like(g)
-    lead = [slice(None)] * g.ndim
-
-    def at(sl):
-        lead[axis] = sl
-        return tuple(lead)
-
-    d[at(slice(1, -1))] = g[at(slice(2, None))] + g[at(slice(None, -2))] - 2 * g[at(slice(1, -1))]
-    d[at(slice(0, 1))] = g[at(slice(1, 2))] - g[at(slice(0, 1))]
-    d[at(slice(-1, None))] = g[at(slice(-2, -1))] - g[at(slice(-1, None))]
+    d[_at(axis, 1, -1)] = g[_at(axis, 2, None)] + g[_at(axis, None, -2)] - 2 * g[_at(axis, 1, -1)]
+    d[_at(axis, 0, 1)] = g[_at(axis, 1, 2)] - g[_at(axis, 0, 1)]
+    d[_at(axis, -1, None)] = g[_at(axis, -2, -1)] - g[_at(axis, -1, None)]
     return d
 
 

@@ -15,16 +15,16 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from .forward import blur, ladder
+from .forward import blur, blur_many, ladder, ladder_levels
 from .gradient_ratio import BLOCK, _block_mean, _box2, _box_size, _upsample
 
 MIN_CORRELATION = 0.5  # below this, the reference does not show the same field
 MAX_SHIFT = 16.0  # px; the largest registration shift accepted
 CROP = 512  # px; side of the central crop used to register and fit gain and offset
 ADAPT_TOLERANCE = 5.0  # a centred window this much worse than a neighbour is straddling a change
-CASCADE_FROM = 1.5  # px; ladder levels above this are blurred from the level below
 SMOOTH_REACH = 8  # blocks; Jacobi sweeps of the smoothness prior, so also its reach
 JUMP = 1.0  # px; neighbouring blocks this far apart mark an abrupt change of blur
+JUMP_INFORMATION = 16.0  # 1/px**2: only blocks whose sigma is pinned to 0.25 px can mark a jump
 
 
 def _shifted(reference: np.ndarray, shift: tuple[float, float]) -> np.ndarray:
@@ -62,24 +62,6 @@ def gain_offset(reference: np.ndarray, image: np.ndarray, scale: float = 16.0) -
     b = ndi.gaussian_filter(image.astype(np.float64), scale).ravel()
     gain, offset = np.polyfit(a, b, 1)
     return float(gain), float(offset)
-
-
-def _ladder_levels(reference: np.ndarray, levels: np.ndarray):
-    """Yield the reference blurred to each level (px) after the first, in order.
-
-    Small levels are blurred directly, as ``blur`` does; above CASCADE_FROM px each level is the
-    previous one blurred by the difference (variances add), which costs far less and differs
-    from a direct blur by under 0.05% of the image range (tests/test_reference.py).
-    """
-    previous = reference
-    for k in range(1, len(levels)):
-        if levels[k] <= CASCADE_FROM:
-            level = ndi.gaussian_filter(reference, levels[k], mode="reflect", truncate=4.0)
-        else:
-            step = np.sqrt(levels[k] ** 2 - levels[k - 1] ** 2)
-            level = ndi.gaussian_filter(previous, step, mode="reflect", truncate=4.0)
-        yield level
-        previous = level
 
 
 def refine(reference: np.ndarray, image: np.ndarray, shift: tuple[float, float], gain: float, offset: float,
@@ -128,7 +110,7 @@ def _local_fit(image, reference, gain, offset, sigma_min, sigma_max, size):
     below = reference
     target = image - np.float32(offset)
     gain = np.float32(gain)
-    for k, above in enumerate(_ladder_levels(reference, levels), start=1):
+    for k, above in enumerate(ladder_levels(reference, levels), start=1):
         lo, hi = t_levels[k - 1], t_levels[k]
         if hi < sigma_min**2:
             below = above
@@ -253,7 +235,7 @@ def _fit_and_cost(image, reference, gain, offset, window=8.0, smoothness=1.0, si
     # near an abrupt change, found by that first pass among blocks the data inform (elsewhere the
     # fit is arbitrary), take the best-fitting covering window outright
     sigma1 = np.sqrt(np.maximum(t1, 0.0))
-    sigma1 = np.where(_information(curv1, sigma1, size, noise) > 1.0, sigma1, np.nan)
+    sigma1 = np.where(_information(curv1, sigma1, size, noise) > JUMP_INFORMATION, sigma1, np.nan)
     near = ndi.binary_dilation(_jumps(sigma1), iterations=reach)
     t2, curv2, _ = _adaptive_windows(t, curvature, centred_cost, reach=reach, tolerance=1.0)
     t, curvature = np.where(near, t2, t1), np.where(near, curv2, curv1)
@@ -267,7 +249,8 @@ def _fit_and_cost(image, reference, gain, offset, window=8.0, smoothness=1.0, si
         filled = _box2(np.where(informed, weight * sigma, 0.0), _box_size(fill)) / den
     sigma = np.where(informed, sigma, filled)
     sigma = np.clip(_smooth(sigma, np.where(informed, weight, 0.0), smoothness, SMOOTH_REACH), sigma_min, sigma_max)
-    full = _sharpen_jumps(_upsample(sigma, img.shape), sigma, img, ref, gain, offset, noise, sigma_max)
+    jumps = _jumps(np.where(weight > JUMP_INFORMATION, sigma, np.nan))
+    full = _sharpen_jumps(_upsample(sigma, img.shape), sigma, jumps, img, ref, gain, offset, noise)
     # the centred window's residual: high where no single sigma explains the window
     return full, _upsample(centred_cost, img.shape)
 
@@ -294,40 +277,22 @@ def _jumps(sigma: np.ndarray) -> np.ndarray:
     return jump
 
 
-def _model_at(reference: np.ndarray, sigmas: list[np.ndarray], sigma_max: float) -> list[np.ndarray]:
-    """Return the forward model of `reference` under each per-pixel sigma map, in one pass over the ladder."""
-    levels = ladder(sigma_max)
-    t_levels = levels**2
-    ts = [np.nan_to_num(s, nan=0.0) ** 2 for s in sigmas]
-    out = [reference.copy() for _ in sigmas]
-    below = reference
-    for k, above in enumerate(_ladder_levels(reference, levels), start=1):
-        for t, model in zip(ts, out):
-            sel = (t > t_levels[k - 1]) & (t <= t_levels[k])
-            if sel.any():
-                u = (t[sel] - t_levels[k - 1]) / (t_levels[k] - t_levels[k - 1])
-                model[sel] = (1 - u) * below[sel] + u * above[sel]
-        below = above
-    return out
-
-
-def _sharpen_jumps(full: np.ndarray, coarse: np.ndarray, image: np.ndarray, reference: np.ndarray,
-                   gain: float, offset: float, noise: float, sigma_max: float) -> np.ndarray:
+def _sharpen_jumps(full: np.ndarray, coarse: np.ndarray, jump: np.ndarray, image: np.ndarray,
+                   reference: np.ndarray, gain: float, offset: float, noise: float) -> np.ndarray:
     """Return `full` with pixels near abrupt changes of blur set by their own residual.
 
     Interpolating the 4 px grid across a jump of blur spreads it over 4 px. Where neighbouring
-    blocks differ by more than JUMP px, each pixel of the two blocks is given the sigma of the one
+    well-informed blocks differ by more than JUMP px (`jump`), each pixel of the two blocks is given the sigma of the one
     of its four nearest blocks whose model explains the pixel best, by a margin over the noise,
     than blocks of a distinctly different sigma; where
     none is distinctly better (no texture), it keeps the interpolated value. The ladder is re-run
     over the bounding box of those pixels only, so smooth maps cost nothing more.
     """
-    jump = _jumps(coarse)
     if not jump.any():
         return full
     mask = np.kron(jump, np.ones((BLOCK, BLOCK), dtype=bool))[:full.shape[0], :full.shape[1]]
     rows, cols = np.nonzero(mask)
-    margin = int(4 * sigma_max) + 2
+    margin = int(4 * np.nanmax(coarse)) + 2
     y0, y1 = max(rows.min() - margin, 0), min(rows.max() + margin + 1, full.shape[0])
     x0, x1 = max(cols.min() - margin, 0), min(cols.max() + margin + 1, full.shape[1])
     box = (slice(y0, y1), slice(x0, x1))
@@ -338,7 +303,7 @@ def _sharpen_jumps(full: np.ndarray, coarse: np.ndarray, image: np.ndarray, refe
     iy = [np.floor(yy).astype(int), np.ceil(yy).astype(int)]
     ix = [np.floor(xx).astype(int), np.ceil(xx).astype(int)]
     candidates = [full[box]] + [coarse[np.ix_(a, b)] for a in iy for b in ix]
-    models = _model_at(reference[box], candidates, sigma_max)
+    models = blur_many(reference[box], candidates)
     target = image[box]
     # each pixel's own residual: a window would let the far side of the jump vote
     errors = [(np.float32(gain) * m + np.float32(offset) - target) ** 2 for m in models]
