@@ -297,7 +297,6 @@ def _sharpen_jumps(full: np.ndarray, coarse: np.ndarray, jump: np.ndarray, image
     x0, x1 = max(cols.min() - margin, 0), min(cols.max() + margin + 1, full.shape[1])
     box = (slice(y0, y1), slice(x0, x1))
     # candidates: the sigma of each of the pixel's four nearest blocks, and the interpolated one
-    h, w = y1 - y0, x1 - x0
     yy = np.clip(((np.arange(y0, y1) + 0.5) / BLOCK - 0.5), 0, coarse.shape[0] - 1)
     xx = np.clip(((np.arange(x0, x1) + 0.5) / BLOCK - 0.5), 0, coarse.shape[1] - 1)
     iy = [np.floor(yy).astype(int), np.ceil(yy).astype(int)]
