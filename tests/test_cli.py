@@ -19,8 +19,9 @@ def test_demo_writes_results_and_summarises(tmp_path, capsys):
     assert summary["error"]["within_30pct"] > 0.8
     band = summary["sharpest_band_height_fraction"]
     assert abs(band["estimated"] - band["true"]) < 0.05
-    png = (out / "overlay_gradient_ratio.png").read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    for name in ("overlay_gradient_ratio.png", "profile_gradient_ratio.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(summary["profile"]["median"]) > 10 and len(summary["profile"]["thirds"]) == 2
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
 
 

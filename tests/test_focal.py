@@ -29,3 +29,15 @@ def test_unknown_pixels_are_skipped_and_bad_maps_refused():
         focal(np.zeros((3, 10, 10)))
     with pytest.raises(ValueError, match="known pixels"):
         focal(np.full((50, 50), np.nan))
+
+
+def test_profile_of_an_exact_plane():
+    from blurmap import profile
+    truth = synthetic.tilted_focal_plane((300, 400), position=0.5, angle_deg=0.0, floor=0.5, gradient=0.01)
+    prof = profile(truth, bins=30)
+    centre = np.argmin(np.abs(prof.distance))
+    assert abs(prof.median[centre] - 0.5) < 0.05
+    # sigma = sqrt(floor**2 + (gradient * distance)**2), up to the spread of distance within a bin
+    np.testing.assert_allclose(prof.median, np.sqrt(0.25 + (0.01 * prof.distance) ** 2), rtol=0.03)
+    assert np.all(prof.lower <= prof.median) and np.all(prof.median <= prof.upper)
+    assert abs(prof.thirds[0] + 50) < 1 and abs(prof.thirds[1] - 50) < 1  # rows 100, 200 at line 149.5

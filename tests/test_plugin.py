@@ -133,3 +133,27 @@ def test_combined_widget_shows_the_reference_picker_only_when_needed(make_napari
     assert "smoothness" in [w.name for w in widget.params]
     widget.method.value = "gradient_ratio"
     assert widget.inputs.native.isHidden()
+
+
+def test_focal_profile_dock_follows_the_selected_sigma_layer(make_napari_viewer, plugin):
+    from blurmap import estimate
+    from blurmap.plugin._layers import show_sigma
+    viewer = make_napari_viewer()
+    image, _ = synthetic.sem_sample((256, 320), seed=7)
+    source = viewer.add_image(image, name="SEM", scale=(2.0, 2.0))
+    sigma, conf = estimate(image, return_confidence=True)
+    layer = show_sigma(viewer, source, sigma, conf, "gradient_ratio", "px", {})
+    _, dock = viewer.window.add_plugin_dock_widget(PLUGIN, "Focal profile")
+    viewer.layers.selection.active = layer
+    assert dock.layer_name == layer.name and abs(dock.fit.position - 0.4) < 0.03
+    line = viewer.layers["SEM sigma (gradient_ratio) focal line"]
+    np.testing.assert_array_equal(line.scale, (2.0, 2.0))
+    assert viewer.layers.selection.active is layer  # drawing the line did not steal the selection
+    assert len(dock.figure.axes) == 1 and dock.figure.axes[0].lines
+    first_angle = dock.fit.angle_deg
+    assert abs(first_angle - 4.0) < 2.0
+    # a second sigma layer, mirrored left to right, so tilted the other way: the dock follows it
+    flipped = viewer.add_image(sigma[:, ::-1], name="flipped", metadata={"blurmap": {"unit": "px"}})
+    viewer.layers.selection.active = flipped
+    assert dock.layer_name == "flipped" and abs(dock.fit.angle_deg + first_angle) < 1.0
+    assert "flipped focal line" in viewer.layers

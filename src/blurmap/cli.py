@@ -14,7 +14,7 @@ import numpy as np
 
 from . import report
 from .engine import estimate
-from .focal import focal
+from .focal import focal, profile
 from .registry import DEFAULT, estimators, get
 from .synthetic import sem_sample
 
@@ -54,9 +54,12 @@ def demo(outdir: Path, method: str | None, shape: tuple[int, int], seed: int) ->
         "sharpest_band_height_fraction": {"estimated": report.sharpest_row(sigma),
                                           "true": report.sharpest_row(truth)},
     }
+    fit = focal(sigma)
+    prof = profile(sigma, fit)
+    summary["focal_line"] = {"estimated": fit.as_dict(), "true": focal(truth).as_dict()}
+    summary["profile"] = prof.as_dict()
     if est.units == "px":
         summary["error"] = report.errors(sigma, truth)
-        summary["focal_line"] = {"estimated": focal(sigma).as_dict(), "true": focal(truth).as_dict()}
     _write_tiff(outdir / "micrograph.tif", image, "synthetic SEM micrograph of a tilted specimen")
     _write_tiff(outdir / "sigma_true.tif", truth, "true Gaussian blur sigma, px")
     _write_tiff(outdir / f"sigma_{est.name}.tif", sigma, f"estimated blur sigma, {est.units}, {est.name}")
@@ -64,6 +67,7 @@ def demo(outdir: Path, method: str | None, shape: tuple[int, int], seed: int) ->
     limits = (0.0, float(np.ceil(np.nanpercentile(truth, 99.5))))
     _write_atomic(outdir / f"overlay_{est.name}.png",
                   lambda tmp: report.overlay_png(tmp, image, sigma, f"sigma map ({est.name})", limits))
+    _write_atomic(outdir / f"profile_{est.name}.png", lambda tmp: report.profile_png(tmp, prof, fit, est.units))
     _write_atomic(outdir / "summary.json",
                   lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2) + "\n"))
     return summary
@@ -88,7 +92,7 @@ def _print_summary(s: dict, outdir: Path) -> None:
         print(f"  error against the truth: RMSE {e['rmse_px']:.3f} px, {100 * e['within_30pct']:.1f}% of pixels "
               f"within 30%, {100 * e['unknown']:.1f}% unknown")
     print(f"  wrote {outdir}/: micrograph.tif sigma_true.tif sigma_{s['method']}.tif "
-          f"confidence_{s['method']}.tif overlay_{s['method']}.png summary.json")
+          f"confidence_{s['method']}.tif overlay_{s['method']}.png profile_{s['method']}.png summary.json")
 
 
 def methods_table() -> str:

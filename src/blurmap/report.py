@@ -49,3 +49,31 @@ def overlay_png(path, image: np.ndarray, sigma: np.ndarray, title: str, limits: 
     ax.set_title(title)
     ax.set_axis_off()
     fig.savefig(path)
+
+
+def profile_axes(ax, prof, fit, unit: str = "px") -> None:
+    """Draw a focal profile on matplotlib axes: median, quartile band, thirds and the focal line."""
+    ax.fill_between(prof.distance, prof.lower, prof.upper, alpha=0.3, label="25-75%")
+    ax.plot(prof.distance, prof.median, lw=2, label="median")
+    for x in prof.thirds:
+        ax.axvline(x, color="grey", ls="--", lw=1)
+    lo, hi = float(prof.distance.min()), float(prof.distance.max())
+    for (a, b), name in zip(((lo, prof.thirds[0]), prof.thirds, (prof.thirds[1], hi)), ("upper", "centre", "lower")):
+        ax.text((a + b) / 2, 1.0, name, transform=ax.get_xaxis_transform(), ha="center", va="bottom")
+    ax.axvline(0.0, color="k", lw=1)
+    ax.set_xlabel("distance from the focal line (px)")
+    ax.set_ylabel(f"sigma ({unit})")
+    ax.set_title(f"focal line at {100 * fit.position:.1f}% of the height, {fit.angle_deg:+.1f} deg; "
+                 f"{fit.gradient:.4f} px per px", fontsize=9, pad=14)
+    ax.legend(loc="upper right", fontsize=8)
+
+
+def profile_png(path, prof, fit, unit: str = "px") -> None:
+    """Write a PNG of a focal profile."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    profile_axes(fig.add_subplot(), prof, fit, unit)
+    fig.savefig(path)

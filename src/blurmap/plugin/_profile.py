@@ -1,0 +1,85 @@
+"""The focal-profile dock: sigma against distance from the focal line, for the selected sigma layer."""
+
+from __future__ import annotations
+
+import numpy as np
+import napari
+from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+from matplotlib.figure import Figure
+from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from ..focal import FocalFit, focal, profile
+from ..report import profile_axes
+
+
+def focal_line_name(layer_name: str) -> str:
+    """Return the name of the Shapes layer that shows a sigma layer's focal line."""
+    return f"{layer_name} focal line"
+
+
+def line_endpoints(shape: tuple[int, int], fit: FocalFit) -> np.ndarray:
+    """Return the focal line's two end points (row, column) at the image's left and right edges."""
+    w = shape[1]
+    xs = np.array([0.0, w - 1.0])
+    rows = fit.row_at_centre + np.tan(np.deg2rad(fit.angle_deg)) * (xs - (w - 1) / 2)
+    return np.stack([rows, xs], axis=1)
+
+
+class FocalProfileDock(QWidget):
+    """Plot the focal profile of the selected sigma layer and draw its focal line over the image."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
+        super().__init__()
+        self._viewer = napari_viewer
+        self._busy = False
+        self.fit: FocalFit | None = None
+        self.layer_name: str | None = None
+        self.figure = Figure(figsize=(5, 3.2), layout="constrained")
+        self.canvas = FigureCanvasQTAgg(self.figure)
+        self.status = QLabel("select a sigma layer")
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.canvas)
+        layout.addWidget(self.status)
+        napari_viewer.layers.selection.events.active.connect(self._on_active)
+        self._on_active()
+
+    def _on_active(self, *_) -> None:
+        if self._busy:
+            return
+        layer = self._viewer.layers.selection.active
+        meta = getattr(layer, "metadata", {}).get("blurmap") if layer is not None else None
+        if meta is None or not isinstance(layer, napari.layers.Image) or layer.ndim != 2:
+            return  # keep the last plot: a Shapes or source layer selected says nothing new
+        self.show_layer(layer, meta.get("unit", "px"))
+
+    def show_layer(self, layer, unit: str) -> None:
+        """Fit the focal line of a sigma layer, plot its profile and draw the line as a Shapes layer."""
+        sigma = np.asarray(layer.data, dtype=np.float64)
+        try:
+            fit = focal(sigma)
+            prof = profile(sigma, fit)
+        except ValueError as err:
+            self.status.setText(f"{layer.name}: {err}")
+            return
+        self.fit, self.layer_name = fit, layer.name
+        self.figure.clear()
+        profile_axes(self.figure.add_subplot(), prof, fit, unit)
+        self.canvas.draw_idle()
+        self.status.setText(f"{layer.name}: R² {fit.r_squared:.2f}, RMSE {fit.rmse:.2f} {unit}")
+        self._draw_line(layer, fit)
+
+    def _draw_line(self, layer, fit: FocalFit) -> None:
+        name = focal_line_name(layer.name)
+        line = line_endpoints(layer.data.shape, fit)
+        self._busy = True  # adding a layer selects it; keep the sigma layer selected
+        try:
+            if name in self._viewer.layers:
+                shapes = self._viewer.layers[name]
+                shapes.data = [line]
+            else:
+                shapes = self._viewer.add_shapes([line], shape_type="line", name=name, edge_color="cyan",
+                                                 edge_width=3)
+                self._viewer.layers.selection.active = layer
+            shapes.scale, shapes.translate = layer.scale, layer.translate
+        finally:
+            self._busy = False
