@@ -1,4 +1,4 @@
-"""Sigma-map accuracy on the benchmark suite (seed 002's protocol), for every px estimator.
+"""Sigma-map accuracy on the benchmark suite (seed 002's protocol): RMSE for px estimators, Spearman for relative ones.
 
     python benchmarks/accuracy.py [--noise 0.0316]
 
@@ -15,6 +15,7 @@ import argparse
 
 import numpy as np
 from _suite import cases
+from scipy.stats import spearmanr
 
 from blurmap import estimate, estimators
 from blurmap.report import errors
@@ -49,6 +50,19 @@ def main() -> None:
                   f"   (seed 002 CNN: RMSE {SEED_002[pname]})")
         print(f"{method:15s} {'all':6s} {'MEAN':14s} {np.mean([r[1] for r in rows]):8.3f} "
               f"{np.mean([r[2] for r in rows]):9.3f} {np.mean([r[3] for r in rows]):8.3f}")
+    relative = [name for name, est in estimators().items() if est.units == "relative" and not est.inputs]
+    if relative:
+        print(f"\n{'method':15s} {'profile':6s} {'source':14s} {'Spearman':>9s}   (with the true sigma; "
+              f"negative when higher is sharper)")
+    for method in relative:
+        values = []
+        for sname, pname, image, truth in cases(args.noise):
+            rank_map = estimate(image, method)
+            known = np.isfinite(rank_map)
+            rho = float(spearmanr(rank_map[known], truth[known]).statistic)
+            values.append(rho)
+            print(f"{method:15s} {pname:6s} {sname:14s} {rho:9.3f}")
+        print(f"{method:15s} {'all':6s} {'MEAN':14s} {np.mean(values):9.3f}   (target |rho| >= 0.9)")
 
 
 if __name__ == "__main__":

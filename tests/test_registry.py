@@ -15,7 +15,7 @@ PREFIX = "napari-blurmap."
 def test_each_record_is_complete(name):
     est = estimators()[name]
     assert est.units in ("px", "relative")
-    assert est.halo >= 0 and est.halo % est.align == 0
+    assert est.halo >= 0 and est.halo % est.align_for(est.defaults()) == 0
     for p in est.params:
         if p.default is not None:
             assert p.minimum is None or p.default >= p.minimum

@@ -51,23 +51,28 @@ def demo(outdir: Path, method: str | None, shape: tuple[int, int], seed: int) ->
         "shape": list(image.shape),
         "seconds": round(seconds, 3),
         "median_sigma_thirds_px": {"estimated": report.thirds(sigma), "true": report.thirds(truth)},
-        "sharpest_band_height_fraction": {"estimated": report.sharpest_row(sigma),
-                                          "true": report.sharpest_row(truth)},
+        "sharpest_band_height_fraction": {
+            "estimated": report.sharpest_row(-sigma if est.higher_is_sharper else sigma),
+            "true": report.sharpest_row(truth)},
     }
-    fit = focal(sigma)
-    prof = profile(sigma, fit)
-    summary["focal_line"] = {"estimated": fit.as_dict(), "true": focal(truth).as_dict()}
-    summary["profile"] = prof.as_dict()
-    if est.units == "px":
+    if est.units == "px":  # a relative score has no focal-plane model and no error in px
+        fit = focal(sigma)
+        prof = profile(sigma, fit)
+        summary["focal_line"] = {"estimated": fit.as_dict(), "true": focal(truth).as_dict()}
+        summary["profile"] = prof.as_dict()
         summary["error"] = report.errors(sigma, truth)
     _write_tiff(outdir / "micrograph.tif", image, "synthetic SEM micrograph of a tilted specimen")
     _write_tiff(outdir / "sigma_true.tif", truth, "true Gaussian blur sigma, px")
     _write_tiff(outdir / f"sigma_{est.name}.tif", sigma, f"estimated blur sigma, {est.units}, {est.name}")
     _write_tiff(outdir / f"confidence_{est.name}.tif", confidence, "confidence, 0 to 1")
-    limits = (0.0, float(np.ceil(np.nanpercentile(truth, 99.5))))
+    shown = truth if est.units == "px" else sigma
+    limits = (0.0, float(np.nanpercentile(shown, 99.5)))
+    label = "Gaussian blur sigma (px)" if est.units == "px" else f"{est.name} (relative, higher is sharper)"
     _write_atomic(outdir / f"overlay_{est.name}.png",
-                  lambda tmp: report.overlay_png(tmp, image, sigma, f"sigma map ({est.name})", limits))
-    _write_atomic(outdir / f"profile_{est.name}.png", lambda tmp: report.profile_png(tmp, prof, fit, est.units))
+                  lambda tmp: report.overlay_png(tmp, image, sigma, f"{est.name} map", limits, label))
+    if est.units == "px":
+        _write_atomic(outdir / f"profile_{est.name}.png",
+                      lambda tmp: report.profile_png(tmp, prof, fit, est.units))
     _write_atomic(outdir / "summary.json",
                   lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2) + "\n"))
     return summary
@@ -77,9 +82,9 @@ def _print_summary(s: dict, outdir: Path) -> None:
     thirds = s["median_sigma_thirds_px"]
     print(f"blurmap demo: {s['method']} on a {s['shape'][0]} x {s['shape'][1]} px synthetic SEM micrograph "
           f"({s['seconds']:.2f} s)")
-    print(f"  median sigma ({s['units']})   upper   middle  lower")
+    print(f"  median ({s['units']})   upper   middle  lower")
     print("    estimated         " + "  ".join(f"{v:6.2f}" for v in thirds["estimated"]))
-    print("    true              " + "  ".join(f"{v:6.2f}" for v in thirds["true"]))
+    print("    true sigma (px)   " + "  ".join(f"{v:6.2f}" for v in thirds["true"]))
     band = s["sharpest_band_height_fraction"]
     print(f"  sharpest band at {100 * band['estimated']:.1f}% of the height (true {100 * band['true']:.1f}%)")
     if "focal_line" in s:
@@ -91,8 +96,8 @@ def _print_summary(s: dict, outdir: Path) -> None:
         e = s["error"]
         print(f"  error against the truth: RMSE {e['rmse_px']:.3f} px, {100 * e['within_30pct']:.1f}% of pixels "
               f"within 30%, {100 * e['unknown']:.1f}% unknown")
-    print(f"  wrote {outdir}/: micrograph.tif sigma_true.tif sigma_{s['method']}.tif "
-          f"confidence_{s['method']}.tif overlay_{s['method']}.png profile_{s['method']}.png summary.json")
+    written = sorted(p.name for p in outdir.iterdir() if not p.name.startswith("."))
+    print(f"  wrote {outdir}/: {' '.join(written)}")
 
 
 def methods_table() -> str:

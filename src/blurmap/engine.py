@@ -30,12 +30,12 @@ def _axis_chunks(n: int, size: int, halo: int) -> tuple[int, ...]:
     return tuple(sizes)
 
 
-def plan_chunks(shape: tuple[int, int], requested: tuple[int, int], est: Estimator, halo: int):
-    """Return chunks the engine can use: at least twice the halo, on the estimator's grid (px)."""
+def plan_chunks(shape: tuple[int, int], requested: tuple[int, int], halo: int, align: int):
+    """Return chunks the engine can use: at least twice the halo, on the estimator's grid of `align` px."""
     out = []
     for n, c in zip(shape, requested):
-        size = max(int(c), 2 * halo, est.align)
-        size = -(-size // est.align) * est.align
+        size = max(int(c), 2 * halo, align)
+        size = -(-size // align) * align
         out.append(_axis_chunks(int(n), size, halo))
     return tuple(out)
 
@@ -78,7 +78,7 @@ def _lazy(prep: Prepared, chunks: tuple[int, int] | None):
     if not _is_dask(img):
         img = da.from_array(img, chunks=chunks or (DEFAULT_CHUNK, DEFAULT_CHUNK))
     requested = chunks or tuple(c[0] for c in img.chunks)
-    plan = plan_chunks(img.shape, requested, est, halo)
+    plan = plan_chunks(img.shape, requested, halo, est.align_for(params))
     names = list(prep.inputs)
     arrays = [img] + [da.asarray(prep.inputs[name]) for name in names]
     arrays = [a.rechunk(plan) if a.chunks != plan else a for a in arrays]
@@ -127,7 +127,7 @@ def tile_count(shape: tuple[int, int], method: str | None = None, *, chunk: int 
     """Return how many tiles ``estimate_tiles`` computes for an image of this shape."""
     est = get(method)
     checked = est.check({k: v for k, v in params.items() if k not in est.inputs})
-    plan = plan_chunks(tuple(shape[:2]), (chunk, chunk), est, est.halo_for(checked))
+    plan = plan_chunks(tuple(shape[:2]), (chunk, chunk), est.halo_for(checked), est.align_for(checked))
     return len(plan[0]) * len(plan[1])
 
 

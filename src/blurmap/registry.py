@@ -7,6 +7,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from . import acutance as _ac
+from . import difference as _df
 from . import gradient_ratio as _gr
 from . import reference as _rf
 from ._validate import check_param
@@ -50,10 +52,11 @@ class Estimator:
     units: str  # "px" (absolute sigma) or "relative" (a sharpness score)
     params: tuple[Param, ...]
     halo_for_params: Callable[..., int]
-    align: int = 1  # chunk origins must be multiples of this (px)
+    align: int | Callable[[dict], int] = 1  # chunk origins must be multiples of this (px), or f(params)
     description: str = ""
     prepare: Callable[..., dict] | None = None  # fills image-wide parameters once: (image, params, **inputs)
     inputs: tuple[str, ...] = ()  # other images the method needs, same shape, passed by name
+    higher_is_sharper: bool = False  # relative scores of sharpness run the other way from sigma
 
     @property
     def halo(self) -> int:
@@ -78,6 +81,10 @@ class Estimator:
     def halo_for(self, params: dict) -> int:
         """Return the halo (px) each side of a chunk for these checked parameters."""
         return int(self.halo_for_params(params))
+
+    def align_for(self, params: dict) -> int:
+        """Return the grid (px) chunk origins must lie on for these checked parameters."""
+        return int(self.align(params) if callable(self.align) else self.align)
 
 
 _NOISE_PARAMS = ("noise", "shot_noise", "dark_level")
@@ -189,6 +196,51 @@ register(Estimator(
                  "changes of blur, a smoothness prior; registration, gain and offset fitted first."),
     prepare=_prepare_reference,
     inputs=("reference",),
+))
+
+def _prepare_white_noise(image, params: dict) -> dict:
+    """Fill noise=None with one image-wide estimate of white noise, the same for every chunk."""
+    if params["noise"] is None:
+        params = dict(params, noise=estimate_noise(image))
+    return params
+
+
+register(Estimator(
+    name="acutance",
+    title="Block acutance",
+    func=_ac.acutance,
+    units="relative",
+    params=(
+        Param("block", 32, 8, 256, "px", "block side; the map is shown as blocks", kind=int),
+        Param("derivative", 1.0, 0.5, 4.0, "px", "scale of the Gaussian derivative"),
+        Param("noise", None, 0.0, None, "image units", "noise std, for the confidence; None estimates it",
+              nullable=True),
+    ),
+    halo_for_params=lambda p: _ac.halo(p["block"], p["derivative"]),
+    align=lambda p: p["block"],
+    description=("Seed 000's answer 2, in Higgins and Jones's form: mean squared gradient over variance per "
+                 "block, so brightness cancels. Higher is sharper; a relative score."),
+    prepare=_prepare_white_noise,
+    higher_is_sharper=True,
+))
+
+register(Estimator(
+    name="difference",
+    title="Image minus re-blurred image",
+    func=_df.difference,
+    units="relative",
+    params=(
+        Param("radius", 2.0, 0.5, 8.0, "px", "sigma of the re-blur"),
+        Param("window", 16.0, 4.0, 64.0, "px", "half-width of the contrast window"),
+        Param("iterations", 20, 0, 100, "", "Perona-Malik smoothing steps", kind=int),
+        Param("noise", None, 0.0, None, "image units", "noise std, for the confidence; None estimates it",
+              nullable=True),
+    ),
+    halo_for_params=lambda p: _df.halo(p["radius"], p["window"], p["iterations"]),
+    description=("Seed 000's answer 3: the detail a re-blur removes, over the local contrast, smoothed by "
+                 "Perona-Malik diffusion. Higher is sharper; a relative score."),
+    prepare=_prepare_white_noise,
+    higher_is_sharper=True,
 ))
 
 DEFAULT = "gradient_ratio"

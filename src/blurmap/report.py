@@ -32,8 +32,9 @@ def errors(sigma: np.ndarray, truth: np.ndarray) -> dict[str, float]:
             "unknown": float(1 - known.mean())}
 
 
-def overlay_png(path, image: np.ndarray, sigma: np.ndarray, title: str, limits: tuple[float, float]) -> None:
-    """Write a PNG of `sigma` laid over `image` with a colour bar in px."""
+def overlay_png(path, image: np.ndarray, sigma: np.ndarray, title: str, limits: tuple[float, float],
+                label: str = "Gaussian blur sigma (px)") -> None:
+    """Write a PNG of a map laid over `image` with a colour bar labelled `label`."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -45,7 +46,7 @@ def overlay_png(path, image: np.ndarray, sigma: np.ndarray, title: str, limits: 
     ax.imshow(image, cmap="gray", vmin=lo, vmax=hi)
     shown = ax.imshow(sigma, cmap="magma", vmin=limits[0], vmax=limits[1], alpha=0.6)
     bar = fig.colorbar(shown, ax=ax, fraction=0.04, pad=0.02)
-    bar.set_label("Gaussian blur sigma (px)")
+    bar.set_label(label)
     ax.set_title(title)
     ax.set_axis_off()
     fig.savefig(path)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..registry import get
+
 COLORMAP = "magma"  # perceptually uniform; dark = sharp, bright = blurred
 
 
@@ -28,7 +30,8 @@ def show_sigma(viewer, source, sigma: np.ndarray, confidence: np.ndarray, method
     placement = {"scale": source.scale, "translate": source.translate,
                  "rotate": source.rotate, "shear": source.shear}
     metadata = {"blurmap": {"method": method, "params": dict(params), "unit": units,
-                            "source": source.name, "confidence": confidence}}
+                            "source": source.name, "confidence": confidence,
+                            "higher_is_sharper": units == "relative" and get(method).higher_is_sharper}}
     limits = contrast_limits(sigma, units)
     if name in viewer.layers:
         layer = viewer.layers[name]

@@ -50,6 +50,9 @@ class FocalProfileDock(QWidget):
         meta = getattr(layer, "metadata", {}).get("blurmap") if layer is not None else None
         if meta is None or not isinstance(layer, napari.layers.Image) or layer.ndim != 2:
             return  # keep the last plot: a Shapes or source layer selected says nothing new
+        if meta.get("unit") != "px":
+            self.status.setText(f"{layer.name}: a relative score; the focal-plane model needs sigma in px")
+            return
         self.show_layer(layer, meta.get("unit", "px"))
 
     def show_layer(self, layer, unit: str) -> None:

@@ -18,7 +18,7 @@ _BIG = 1e9  # spin-box bound standing for "no upper limit"
 
 def _param_widgets(param: Param) -> list:
     """Return the widgets that edit one estimator parameter (a spin box, and an auto box if nullable)."""
-    step = 0.5 if param.unit == "px" else 1e-4
+    step = 1 if param.kind is int else 0.5 if param.unit == "px" else 1e-4
     spin = FloatSpinBox(name=param.name, label=f"{param.name} ({param.unit})" if param.unit else param.name,
                         min=param.minimum if param.minimum is not None else -_BIG,
                         max=param.maximum if param.maximum is not None else _BIG,
@@ -177,3 +177,17 @@ class ReferenceDock(SigmaMapWidget):
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__(napari_viewer, method="reference")
+
+
+class AcutanceDock(SigmaMapWidget):
+    """The dock widget of the acutance estimator alone (relative, higher is sharper)."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
+        super().__init__(napari_viewer, method="acutance")
+
+
+class DifferenceDock(SigmaMapWidget):
+    """The dock widget of the difference estimator alone (relative, higher is sharper)."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
+        super().__init__(napari_viewer, method="difference")
