@@ -1,7 +1,6 @@
 import dask.array as da
 import numpy as np
 import pytest
-from scipy import ndimage as ndi
 from scipy.stats import spearmanr
 
 from blurmap import blur, estimate, estimators, synthetic
