@@ -1,6 +1,6 @@
 """Fit the gradient_ratio estimator's constants on uniformly blurred dead leaves, for each evidence.
 
-    python benchmarks/calibrate.py
+    python benchmarks/calibrate.py [gradient] [curvature] [base_curvature]
 
 The calibration images are dead-leaves textures with seeds 100-103; the accuracy benchmark uses
 other seeds and other textures, so nothing here is fitted to the figures it reports.
@@ -9,10 +9,13 @@ discrete operators it actually uses) is computed once; then for each (t, gamma) 
 rest of the pipeline (pooling, inversion, fill) gives a sigma map from one kind of evidence,
 whose median is compared with the truth. The pair with the smallest RMS relative error over
 0.4 .. 4 px wins: (T_DERIV, GAMMA) for the gradient evidence, (CURV_T, CURV_GAMMA) for the
-curvature evidence (1 in theory).
+curvature evidence (1 in theory), (BASE_T, BASE_GAMMA) for the curvature evidence read from the
+pre-blurred base.
 """
 
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -35,10 +38,14 @@ def evidence_set() -> list[list[tuple[np.ndarray, np.ndarray]]]:
     return out
 
 
+MODELS = {"gradient": {}, "curvature": {},
+          "base_curvature": {"scales": gr.BASE_SCALES, "base": gr.BASE}}
+
+
 def read(evidence, kind: str, gamma: float, t_deriv: float) -> np.ndarray:
     """Return the median over seeds of the median sigma (px) read from one kind of evidence."""
     per_seed = [[np.nanmedian(gr.component_sigma(getattr(ev, kind), getattr(ev, kind + "_conf"),
-                                                 gamma=gamma, t_deriv=t_deriv)[0])
+                                                 gamma=gamma, t_deriv=t_deriv, **MODELS[kind])[0])
                  for ev in row] for row in evidence]
     return np.median(np.asarray(per_seed), axis=0)
 
@@ -57,8 +64,11 @@ def fit(evidence, kind: str) -> tuple[float, float, float, float]:
 
 def main() -> None:
     ev = evidence_set()
-    for kind, names, in_use in (("gradient", ("T_DERIV", "GAMMA"), (gr.T_DERIV, gr.GAMMA)),
-                                ("curvature", ("CURV_T", "CURV_GAMMA"), (gr.CURV_T, gr.CURV_GAMMA))):
+    kinds = [("gradient", ("T_DERIV", "GAMMA"), (gr.T_DERIV, gr.GAMMA)),
+             ("curvature", ("CURV_T", "CURV_GAMMA"), (gr.CURV_T, gr.CURV_GAMMA)),
+             ("base_curvature", ("BASE_T", "BASE_GAMMA"), (gr.BASE_T, gr.BASE_GAMMA))]
+    only = sys.argv[1:]  # optionally name the kinds to fit
+    for kind, names, in_use in (k for k in kinds if not only or k[0] in only):
         t, gamma, rms, worst = fit(ev, kind)
         print(f"{kind}: best {names[0]} = {t:.2f} px^2, {names[1]} = {gamma:.2f} "
               f"(RMS relative error {rms:.3f}, worst {worst:.3f}); in use {in_use[0]}, {in_use[1]}")

@@ -26,10 +26,14 @@ from scipy import ndimage as ndi
 
 BLOCK = 4  # px; the coarse grid's step, also the alignment the dask engine keeps
 SCALES = (0.7, 1.4)  # px; re-blur sigmas beyond the unblurred image
+BASE = 0.7  # px; the pre-blurred base of the noise-resistant curvature evidence
+BASE_SCALES = (1.4, 2.1)  # px; its re-blurs
 GAMMA = 1.17  # energy exponent; fitted with T_DERIV on dead leaves by benchmarks/calibrate.py
 T_DERIV = 0.24  # px**2; the derivative's own blur as seen on the pixel grid (1/3 in the continuum)
 CURV_GAMMA = 1.03  # the curvature evidence's exponent: 1 in theory; fitted by calibrate.py
 CURV_T = 0.06  # px**2; the operators' own blur in the curvature evidence, fitted by calibrate.py
+BASE_GAMMA = 1.05  # the same for the curvature evidence read from the 0.7 px base (calibrate.py)
+BASE_T = 0.09  # px**2; calibrate.py
 SIGMA_GRID = np.linspace(0.0, 20.0, 4001)  # px; table used to invert the energy ratio
 _TRUNCATE = 4.0
 SNR_HALF = 4.0  # signal-to-noise energy ratio at which a scale gives half confidence
@@ -119,22 +123,24 @@ def _box_size(px: float) -> int:
     return 2 * int(round(px / (2 * BLOCK))) + 1
 
 
-def model_log_ratio(sigma: np.ndarray, gamma: float = GAMMA, t_deriv: float = T_DERIV) -> np.ndarray:
-    """Return sum over re-blur scales of log(energy at s=0 / energy at s) for a blur sigma (px)."""
-    t = np.asarray(sigma, dtype=np.float64)[..., None] ** 2 + t_deriv
-    s2 = np.asarray(SCALES) ** 2
+def model_log_ratio(sigma: np.ndarray, gamma: float = GAMMA, t_deriv: float = T_DERIV,
+                    scales: tuple[float, ...] = SCALES, base: float = 0.0) -> np.ndarray:
+    """Return sum over re-blur scales of log(statistic at `base` / statistic at s) for a blur sigma (px)."""
+    t = np.asarray(sigma, dtype=np.float64)[..., None] ** 2 + t_deriv + base**2
+    s2 = np.asarray(scales) ** 2 - base**2
     return gamma * np.log((t + s2) / t).sum(axis=-1)
 
 
-def invert_log_ratio(log_ratio: np.ndarray, gamma: float = GAMMA, t_deriv: float = T_DERIV) -> np.ndarray:
+def invert_log_ratio(log_ratio: np.ndarray, gamma: float = GAMMA, t_deriv: float = T_DERIV,
+                     scales: tuple[float, ...] = SCALES, base: float = 0.0) -> np.ndarray:
     """Return the sigma (px) whose model log ratio is `log_ratio`, from a table (0 .. 20 px)."""
-    table = model_log_ratio(SIGMA_GRID, gamma, t_deriv)  # decreasing in sigma
+    table = model_log_ratio(SIGMA_GRID, gamma, t_deriv, scales, base)  # decreasing in sigma
     return np.interp(log_ratio, table[::-1], SIGMA_GRID[::-1])
 
 
 def halo(window: float = 16.0, fill: float = 32.0) -> int:
     """Return the context (px, a multiple of 4) each side of a tile that the estimate depends on."""
-    full_res = int(_TRUNCATE * max(SCALES) + 0.5) + 1  # re-blur plus derivative, in full pixels
+    full_res = int(_TRUNCATE * max(SCALES + BASE_SCALES) + 0.5) + 1  # re-blur plus derivative, in full pixels
     coarse = -(-full_res // BLOCK)  # blocks touched by the full-resolution stage
     coarse += 2 * (_box_size(window) // 2) + 2 * (_box_size(fill) // 2) + 1  # pooling, fill, interp
     return BLOCK * (coarse + 1)
@@ -164,6 +170,8 @@ class Evidence(NamedTuple):
     gradient_conf: np.ndarray
     curvature: np.ndarray  # log of (Laplacian energy / gradient energy), unblurred over re-blurred
     curvature_conf: np.ndarray
+    base_curvature: np.ndarray  # the same from a base pre-blurred by BASE px: far less noise
+    base_curvature_conf: np.ndarray
 
 
 def evidence(image: np.ndarray, noise: float = 0.0, shot_noise: float = 0.0,
@@ -175,7 +183,9 @@ def evidence(image: np.ndarray, noise: float = 0.0, shot_noise: float = 0.0,
     Curvature: under Gaussian blur the Laplacian energy is minus the t-derivative of the gradient
     energy, so for any power-law spectrum (edges, dead leaves, natural textures alike) their ratio
     is gamma / t, and its fall with re-blurring gives t with no exponent to know. It needs the
-    Laplacian, which amplifies noise about 20 times, so its confidence drops first.
+    Laplacian, which amplifies noise about 20 times, so its confidence drops first; read from a
+    base already blurred by BASE px (re-blurs BASE_SCALES), the Laplacian's noise is some 100 times
+    smaller, at the price of less sensitivity to small sigma.
     Energies are not pooled beyond the block: where blur varies within a window, a pooled
     energy is dominated by the sharper side (it has more energy) and reads the window sharp;
     the estimator averages this evidence linearly instead.
@@ -186,10 +196,10 @@ def evidence(image: np.ndarray, noise: float = 0.0, shot_noise: float = 0.0,
     # image's quantisation, and keeps round-off residues of exactly flat areas from counting
     floor = (RELATIVE_FLOOR * np.abs(local_mean)) ** 2 + 1e-30
     q_unit = np.maximum(noise * noise + shot_noise * np.maximum(local_mean - dark_level, 0.0), floor)
-    grad_stats, curv_stats = [], []
+    grad_stats, curv_stats, ratios, snrs = [], [], {}, {}
     grad_conf = np.ones_like(local_mean)
     curv_conf = np.ones_like(local_mean)
-    for s in (0.0,) + SCALES:
+    for s in sorted(set((0.0,) + SCALES + (BASE,) + BASE_SCALES)):
         g = ndi.gaussian_filter(img, s, mode="reflect", truncate=_TRUNCATE) if s > 0 else img
         e = _gradient_energy(g)
         p1 = _block_mean(e)
@@ -200,14 +210,20 @@ def evidence(image: np.ndarray, noise: float = 0.0, shot_noise: float = 0.0,
         q_lap = q_unit * laplacian_noise_energy(s)
         lap = np.maximum(_block_mean(_laplacian_energy(g)) - q_lap, 0.0)
         with np.errstate(divide="ignore", invalid="ignore"):
-            grad_stats.append(np.where(s1 > 0, s2 / s1, 0.0))
-            curv_stats.append(np.where(s1 > 0, lap / s1, 0.0))
+            ratios[s] = np.where(s1 > 0, lap / s1, 0.0)
+            grad_stat = np.where(s1 > 0, s2 / s1, 0.0)
         snr = s1 / q
-        grad_conf *= snr / (SNR_HALF + snr)  # evidence at every scale must stand above its noise
         snr_lap = lap / q_lap
-        curv_conf *= snr / (SNR_HALF + snr) * snr_lap / (SNR_HALF + snr_lap)
+        snrs[s] = snr / (SNR_HALF + snr) * snr_lap / (SNR_HALF + snr_lap)
+        if s in (0.0,) + SCALES:
+            grad_stats.append(grad_stat)
+            grad_conf *= snr / (SNR_HALF + snr)  # evidence at every scale must stand above its noise
+            curv_stats.append(ratios[s])
+            curv_conf *= snrs[s]
+    base_stats = [ratios[s] for s in (BASE,) + BASE_SCALES]
+    base_conf = np.prod([snrs[s] for s in (BASE,) + BASE_SCALES], axis=0)
     out = []
-    for stats, conf in ((grad_stats, grad_conf), (curv_stats, curv_conf)):
+    for stats, conf in ((grad_stats, grad_conf), (curv_stats, curv_conf), (base_stats, base_conf)):
         m0 = stats[0]
         with np.errstate(divide="ignore", invalid="ignore"):
             log_ratio = sum(np.log(m0 / m) for m in stats[1:])
@@ -224,12 +240,12 @@ def _weighted_mean(values: np.ndarray, weight: np.ndarray, size: int) -> tuple[n
     return mean, den
 
 
-def _pooled_sigma(log_ratio: np.ndarray, conf: np.ndarray, window: float, gamma: float,
-                  t_deriv: float) -> tuple[np.ndarray, np.ndarray]:
+def _pooled_sigma(log_ratio: np.ndarray, conf: np.ndarray, window: float, gamma: float, t_deriv: float,
+                  scales: tuple[float, ...] = SCALES, base: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Return (sigma px, pooled weight) of one kind of evidence, averaged over `window` px."""
     # squared confidences as weights let confident blocks outvote weak evidence
     pooled, weight = _weighted_mean(log_ratio, conf * conf, _box_size(window))
-    return invert_log_ratio(pooled, gamma, t_deriv), weight
+    return invert_log_ratio(pooled, gamma, t_deriv, scales, base), weight
 
 
 def _fill(sigma: np.ndarray, weight: np.ndarray, fill: float) -> tuple[np.ndarray, np.ndarray]:
@@ -239,10 +255,10 @@ def _fill(sigma: np.ndarray, weight: np.ndarray, fill: float) -> tuple[np.ndarra
 
 
 def component_sigma(log_ratio: np.ndarray, conf: np.ndarray, window: float = 16.0, fill: float = 32.0,
-                    sigma_max: float = 10.0, gamma: float = GAMMA,
-                    t_deriv: float = T_DERIV) -> tuple[np.ndarray, np.ndarray]:
+                    sigma_max: float = 10.0, gamma: float = GAMMA, t_deriv: float = T_DERIV,
+                    scales: tuple[float, ...] = SCALES, base: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Return (sigma in px, confidence) on the 4 px grid from one kind of evidence alone."""
-    sigma, weight = _pooled_sigma(log_ratio, conf, window, gamma, t_deriv)
+    sigma, weight = _pooled_sigma(log_ratio, conf, window, gamma, t_deriv, scales, base)
     return _fill(np.minimum(sigma, sigma_max), weight, fill)
 
 
@@ -250,15 +266,19 @@ def sigma_from_evidence(ev: Evidence, window: float = 16.0, fill: float = 32.0,
                         sigma_max: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
     """Return (sigma in px, confidence) on the 4 px grid: curvature evidence where it is strong.
 
-    Each kind of evidence is pooled and turned into sigma by its own calibrated model; they are
-    blended with the curvature evidence's pooled weight, so clean regions get the exponent-free
-    estimate and noisy ones the robust gradient ratio.
+    Each kind of evidence is pooled and turned into sigma by its own calibrated model. The
+    curvature evidence from the unblurred image takes the share its pooled weight gives it; the
+    one from the pre-blurred base, of what is left, its share; the robust gradient ratio the rest.
+    Clean regions get the exponent-free estimate, noisy ones the base's, the noisiest the gradient's.
     """
     sigma_g, weight_g = _pooled_sigma(ev.gradient, ev.gradient_conf, window, GAMMA, T_DERIV)
     sigma_c, weight_c = _pooled_sigma(ev.curvature, ev.curvature_conf, window, CURV_GAMMA, CURV_T)
-    alpha = np.clip(weight_c, 0.0, 1.0)
-    sigma = np.minimum(alpha * sigma_c + (1 - alpha) * sigma_g, sigma_max)
-    return _fill(sigma, np.maximum(weight_g, weight_c), fill)
+    sigma_b, weight_b = _pooled_sigma(ev.base_curvature, ev.base_curvature_conf, window, BASE_GAMMA, BASE_T,
+                                      BASE_SCALES, BASE)
+    share_c = np.clip(weight_c, 0.0, 1.0)
+    share_b = np.clip(weight_b, 0.0, 1.0) * (1 - share_c)
+    sigma = share_c * sigma_c + share_b * sigma_b + (1 - share_c - share_b) * sigma_g
+    return _fill(np.minimum(sigma, sigma_max), np.maximum(np.maximum(weight_g, weight_c), weight_b), fill)
 
 
 def gradient_ratio(image: np.ndarray, *, window: float = 16.0, fill: float = 32.0,
