@@ -12,6 +12,7 @@ def test_demo_writes_results_and_summarises(tmp_path, capsys):
     assert main(["demo", str(out), "--size", "256x320", "--seed", "1"]) == 0
     printed = capsys.readouterr().out
     assert "sharpest band at" in printed and "RMSE" in printed and "focal line at" in printed
+    assert "Hough check" in printed
     summary = json.loads((out / "summary.json").read_text())
     sigma = tifffile.imread(out / "sigma_gradient_ratio.tif")
     truth = tifffile.imread(out / "sigma_true.tif")

@@ -41,3 +41,18 @@ def test_profile_of_an_exact_plane():
     np.testing.assert_allclose(prof.median, np.sqrt(0.25 + (0.01 * prof.distance) ** 2), rtol=0.03)
     assert np.all(prof.lower <= prof.median) and np.all(prof.median <= prof.upper)
     assert abs(prof.thirds[0] + 50) < 1 and abs(prof.thirds[1] - 50) < 1  # rows 100, 200 at line 149.5
+
+
+@pytest.mark.parametrize("angle", [4.0, -6.0])
+def test_hough_check_finds_the_line_of_an_exact_plane(angle):
+    from blurmap import hough_focal_line
+    line = hough_focal_line(synthetic.tilted_focal_plane((384, 512), position=0.4, angle_deg=angle))
+    assert abs(line.angle_deg - angle) < 0.5 and abs(line.position - 0.4) < 0.005
+
+
+def test_hough_check_agrees_with_the_truth_on_a_noisy_map():
+    # at the demo's size; on maps a few hundred columns wide it can be off by several degrees
+    from blurmap import hough_focal_line
+    image, truth = synthetic.sem_sample((768, 1024), seed=3)
+    line, true = hough_focal_line(estimate(image)), focal(truth)
+    assert abs(line.angle_deg - true.angle_deg) < 2.0 and abs(line.position - true.position) < 0.02

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import report
 from .engine import estimate
-from .focal import focal, profile
+from .focal import focal, hough_focal_line, profile
 from .registry import DEFAULT, estimators, get
 from .synthetic import sem_sample
 
@@ -58,7 +58,8 @@ def demo(outdir: Path, method: str | None, shape: tuple[int, int], seed: int) ->
     if est.units == "px":  # a relative score has no focal-plane model and no error in px
         fit = focal(sigma)
         prof = profile(sigma, fit)
-        summary["focal_line"] = {"estimated": fit.as_dict(), "true": focal(truth).as_dict()}
+        summary["focal_line"] = {"estimated": fit.as_dict(), "true": focal(truth).as_dict(),
+                                 "hough_check": hough_focal_line(sigma).as_dict()}
         summary["profile"] = prof.as_dict()
         summary["error"] = report.errors(sigma, truth)
     _write_tiff(outdir / "micrograph.tif", image, "synthetic SEM micrograph of a tilted specimen")
@@ -92,6 +93,9 @@ def _print_summary(s: dict, outdir: Path) -> None:
         print(f"  focal line at {100 * est['position']:.1f}% of the height, {est['angle_deg']:+.1f} deg "
               f"(true {100 * true['position']:.1f}%, {true['angle_deg']:+.1f} deg); blur grows by "
               f"{est['gradient']:.4f} px per px (true {true['gradient']:.4f})")
+        hough = s["focal_line"]["hough_check"]
+        print(f"  Hough check on the band's ridge: {100 * hough['position']:.1f}% of the height, "
+              f"{hough['angle_deg']:+.1f} deg")
     if "error" in s:
         e = s["error"]
         print(f"  error against the truth: RMSE {e['rmse_px']:.3f} px, {100 * e['within_30pct']:.1f}% of pixels "

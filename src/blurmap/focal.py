@@ -122,3 +122,53 @@ def profile(sigma_map: np.ndarray, fit: FocalFit | None = None, bins: int = 40) 
     h = sigma.shape[0]
     thirds = tuple(float((h * k / 3 - fit.row_at_centre) * np.cos(np.deg2rad(fit.angle_deg))) for k in (1, 2))
     return Profile(table[:, 0], table[:, 1], table[:, 2], table[:, 3], table[:, 4].astype(int), thirds)
+
+
+@dataclass(frozen=True)
+class HoughLine:
+    """The strongest straight line through the sharpest pixels (seed 000's answer 4), as a check."""
+
+    angle_deg: float  # same convention as FocalFit.angle_deg
+    row_at_centre: float  # px
+    position: float  # fraction of the height
+
+    def as_dict(self) -> dict:
+        """Return the line as a plain dict (for JSON)."""
+        return asdict(self)
+
+
+def hough_focal_line(sigma_map: np.ndarray, bins: int = 720) -> HoughLine:
+    """Return the Hough transform's strongest line through the band's ridge, as a check on ``focal``.
+
+    Independent of the tilted-plane model: each column votes once, at the centre of its sharpest
+    rows (those below the column's 15th percentile of column-smoothed sigma, weighted by how far
+    below): a thick band of sharp pixels would let every line inside it vote, favouring the
+    band's diagonal, and a single least row wanders along the band's flat bottom. Lines within
+    45 degrees of horizontal count.
+    """
+    from scipy import ndimage as ndi
+    from skimage.transform import hough_line, hough_line_peaks
+
+    sigma = np.asarray(sigma_map, dtype=np.float64)
+    if np.isfinite(sigma).sum() < 16:
+        raise ValueError("sigma_map has fewer than 16 known pixels: no focal line can be found")
+    h, w = sigma.shape
+    filled = np.where(np.isfinite(sigma), sigma, np.nanmax(sigma))
+    smooth = ndi.uniform_filter1d(filled, max(3, h // 20), axis=0, mode="nearest")
+    depth = np.maximum(np.percentile(smooth, 15, axis=0)[None, :] - smooth, 0.0)
+    rows = np.arange(h)[:, None]
+    ridge = np.where(depth.sum(axis=0) > 0, (depth * rows).sum(axis=0) / np.maximum(depth.sum(axis=0), 1e-300),
+                     np.argmin(smooth, axis=0))
+    ridge = np.clip(np.round(ridge).astype(int), 0, h - 1)
+    step = max(1, h // bins)
+    mask = np.zeros((h // step + 1, w), dtype=bool)
+    mask[ridge // step, np.arange(w)] = True
+    theta = np.deg2rad(np.linspace(45.0, 135.0, 361))  # normals near vertical: lines near horizontal
+    accumulator, angles, distances = hough_line(mask, theta=theta)
+    _, peak_angles, peak_distances = hough_line_peaks(accumulator, angles, distances, num_peaks=1)
+    angle, rho = float(peak_angles[0]), float(peak_distances[0])
+    # rho = x cos(theta) + y sin(theta) in the row-binned mask; the line runs at theta - 90 degrees
+    row_binned = (rho - (w - 1) / 2 * np.cos(angle)) / np.sin(angle)
+    slope = -np.cos(angle) / np.sin(angle) * step  # rows per column in the full map
+    return HoughLine(float(np.rad2deg(np.arctan(slope))), float(row_binned * step),
+                     float(row_binned * step / max(h - 1, 1)))
