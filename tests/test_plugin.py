@@ -76,7 +76,12 @@ def test_per_estimator_widget_and_bad_layers(make_napari_viewer, qtbot, plugin):
     widget.image.value = flat
     _run_and_wait(qtbot, widget)
     assert "constant" in widget.status.value
-    assert [lay.name for lay in viewer.layers] == ["stack", "flat"]
+    holed = np.random.default_rng(1).random((64, 64))
+    holed[10, 10] = np.nan
+    widget.image.value = viewer.add_image(holed, name="holed")
+    _run_and_wait(qtbot, widget)
+    assert "NaN" in widget.status.value
+    assert [lay.name for lay in viewer.layers] == ["stack", "flat", "holed"]
 
 
 def test_cancel_stops_before_a_layer_is_added(make_napari_viewer, qtbot, plugin):

@@ -11,14 +11,30 @@ LUMA = np.array([0.2126, 0.7152, 0.0722])
 MIN_SIDE = 8
 
 
-def as_2d_float(image, *, name: str = "image", check_finite: bool = True):
-    """Return `image` as a 2-D float32 array (numpy or dask); RGB(A) becomes luminance, with a warning."""
+def check_2d(image, *, name: str = "image") -> tuple[int, int]:
+    """Return the 2-D shape `image` gives (RGB(A) counts as 2-D), or raise a clear error; reads no pixels."""
     if not hasattr(image, "ndim") or not hasattr(image, "dtype"):
         image = np.asarray(image)
     dtype = np.dtype(image.dtype)
     if dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers, not {dtype} values")
-    if image.ndim == 3 and image.shape[-1] in (3, 4):
+    shape = tuple(image.shape[:2]) if image.ndim == 3 and image.shape[-1] in (3, 4) else tuple(image.shape)
+    if len(shape) != 2:
+        raise ValueError(
+            f"{name} must be a 2-D grey image (or RGB with 3 or 4 channels last); got shape "
+            f"{tuple(image.shape)}. For a stack, estimate each plane separately."
+        )
+    if min(shape) < MIN_SIDE:
+        raise ValueError(f"{name} is {shape[0]} x {shape[1]} px; blur needs at least {MIN_SIDE} x {MIN_SIDE} px")
+    return shape
+
+
+def as_2d_float(image, *, name: str = "image", check_finite: bool = True):
+    """Return `image` as a 2-D float32 array (numpy or dask); RGB(A) becomes luminance, with a warning."""
+    if not hasattr(image, "ndim") or not hasattr(image, "dtype"):
+        image = np.asarray(image)
+    check_2d(image, name=name)
+    if image.ndim == 3:
         warnings.warn(
             f"{name} has shape {tuple(image.shape)}: treated as RGB(A) and converted to luminance "
             "(0.2126 R + 0.7152 G + 0.0722 B); alpha is ignored",
@@ -26,14 +42,6 @@ def as_2d_float(image, *, name: str = "image", check_finite: bool = True):
             stacklevel=3,
         )
         image = (image[..., :3].astype(np.float32) * LUMA.astype(np.float32)).sum(axis=-1)
-    if image.ndim != 2:
-        raise ValueError(
-            f"{name} must be a 2-D grey image (or RGB with 3 or 4 channels last); got shape "
-            f"{tuple(image.shape)}. For a stack, estimate each plane separately."
-        )
-    if min(image.shape) < MIN_SIDE:
-        raise ValueError(f"{name} is {image.shape[0]} x {image.shape[1]} px; blur needs at least "
-                         f"{MIN_SIDE} x {MIN_SIDE} px")
     if image.dtype != np.float32:
         image = image.astype(np.float32)
     if check_finite and isinstance(image, np.ndarray) and not np.isfinite(image).all():

@@ -1,17 +1,18 @@
-"""Absolute, gain-invariant, noise-aware blur estimation from re-blur gradient-energy ratios.
+"""Absolute, gain-invariant, noise-aware blur estimation from re-blur energy ratios.
 
-The image is re-blurred with Gaussians of sigma s (0, 0.7 and 1.4 px). Where the image carries
-blur sigma, re-blurring by s gives total blur t = sigma**2 + s**2 (+ t_d, the blur of the
-discrete derivative itself), and the local gradient energy falls as C * t**-gamma. Ratios of
-energies cancel C, so image gain, offset and contrast drop out; what remains is sigma.
-
-Two refinements make it hold on real content:
-- the local statistic is the self-weighted energy sum(e**2) / sum(e) (e the squared gradient
-  magnitude), which weights gradient peaks as Zhuo and Sim's edge-based ratio does, so that an
-  isolated edge and a busy texture share one exponent; a plain mean of e gives isolated edges
-  half the exponent of texture and reads them as blurrier;
-- white noise of variance v adds a known energy q(s) = v * sum of the squared derivative taps;
-  its exact expectation is removed from both sums (E[e] = u + q, E[e**2] = u2 + 4 q u + 2 q**2).
+The image is re-blurred with Gaussians of sigma s (0.7, 1.4 and 2.1 px). Where the image carries
+blur sigma, re-blurring by s gives total blur t = sigma**2 + s**2 (+ the operators' own blur).
+Ratios of local energies of the image and its re-blurred copies cancel contrast, so image gain
+and offset drop out; what remains is sigma. Three kinds of evidence are read per 4 x 4 block
+(see ``evidence``) and blended by their confidence (see ``sigma_from_evidence``):
+- curvature: Laplacian over gradient energy is gamma / t for any power-law spectrum, so its fall
+  with re-blurring gives t with no spectral exponent to know; read from the image and again from
+  a base pre-blurred by 0.7 px, where the Laplacian's noise is far smaller;
+- gradient: the self-weighted energy sum(e**2) / sum(e) (e the squared gradient magnitude), which
+  weights gradient peaks as Zhuo and Sim's edge-based ratio does, falls as t**-gamma, gamma
+  fitted on dead leaves; robust to noise, but textures whose spectra fall otherwise read off.
+White noise of variance v adds a known energy q(s) = v * sum of the operator's squared taps; its
+exact expectation is removed (E[e] = u + q, E[e**2] = u2 + 4 q u + 2 q**2).
 
 Energies are averaged over 4 x 4 blocks; pooling, the ratio inversion and the confidence
 weighted fill run on that coarse grid, and the maps are interpolated back to full resolution.
@@ -19,6 +20,7 @@ weighted fill run on that coarse grid, and the maps are interpolated back to ful
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
@@ -81,6 +83,7 @@ def _laplacian_energy(g: np.ndarray) -> np.ndarray:
     return lap * lap
 
 
+@lru_cache(maxsize=None)
 def _white_noise_energy(s: float, energy) -> float:
     """Return what `energy` of unit-variance white noise re-blurred by s px sums to."""
     n = 2 * int(_TRUNCATE * max(s, 1.0) + 4) + 1
@@ -164,7 +167,7 @@ def _upsample(coarse: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 class Evidence(NamedTuple):
-    """Per 4 x 4 block: two sums of log ratios over the re-blur scales, each with its confidence."""
+    """Per 4 x 4 block: three sums of log ratios over the re-blur scales, each with its confidence."""
 
     gradient: np.ndarray  # log of self-weighted gradient energy, unblurred over re-blurred
     gradient_conf: np.ndarray
@@ -176,7 +179,7 @@ class Evidence(NamedTuple):
 
 def evidence(image: np.ndarray, noise: float = 0.0, shot_noise: float = 0.0,
              dark_level: float = 0.0) -> Evidence:
-    """Return the two kinds of blur evidence per 4 x 4 block, before pooling; 0 where undefined.
+    """Return the three kinds of blur evidence per 4 x 4 block, before pooling; 0 where undefined.
 
     Gradient: the self-weighted gradient energy falls as t**-GAMMA with the total blur t, GAMMA
     fitted on dead leaves; textures whose spectra fall otherwise read off by up to 25%.
@@ -203,20 +206,19 @@ def evidence(image: np.ndarray, noise: float = 0.0, shot_noise: float = 0.0,
         g = ndi.gaussian_filter(img, s, mode="reflect", truncate=_TRUNCATE) if s > 0 else img
         e = _gradient_energy(g)
         p1 = _block_mean(e)
-        p2 = _block_mean(e * e)
         q = q_unit * noise_energy(s)
         s1 = np.maximum(p1 - q, 0.0)  # E[e] = u + q
-        s2 = np.maximum(p2 - 4.0 * q * p1 + 2.0 * q * q, 0.0)  # E[e**2] = u2 + 4 q u + 2 q**2
         q_lap = q_unit * laplacian_noise_energy(s)
         lap = np.maximum(_block_mean(_laplacian_energy(g)) - q_lap, 0.0)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratios[s] = np.where(s1 > 0, lap / s1, 0.0)
-            grad_stat = np.where(s1 > 0, s2 / s1, 0.0)
         snr = s1 / q
         snr_lap = lap / q_lap
         snrs[s] = snr / (SNR_HALF + snr) * snr_lap / (SNR_HALF + snr_lap)
-        if s in (0.0,) + SCALES:
-            grad_stats.append(grad_stat)
+        if s in (0.0,) + SCALES:  # the gradient evidence's scales
+            s2 = np.maximum(_block_mean(e * e) - 4.0 * q * p1 + 2.0 * q * q, 0.0)  # E[e**2] = u2 + 4 q u + 2 q**2
+            with np.errstate(divide="ignore", invalid="ignore"):
+                grad_stats.append(np.where(s1 > 0, s2 / s1, 0.0))
             grad_conf *= snr / (SNR_HALF + snr)  # evidence at every scale must stand above its noise
             curv_stats.append(ratios[s])
             curv_conf *= snrs[s]

@@ -6,8 +6,10 @@ reference (0, 0.2 px, then steps of 20%), interpolated per pixel linearly in sig
 one ladder interval the model is linear in the interpolation weight u, so the least-squares fit
 of a window that shares one sigma is a quadratic in u with a closed-form minimiser; scanning the
 intervals gives the exact local optimum. A smoothness prior (weight `smoothness`) then joins the
-local fits: the data term's curvature at each optimum weights a screened-Poisson problem solved
-by conjugate gradients (Gauss-Newton with analytic Jacobians). Bounds hold throughout.
+local fits: each fit's Fisher information (the data term's curvature) weights a screened-Poisson
+problem, solved by a fixed number of Jacobi sweeps so its reach is bounded. Registration, gain
+and offset are refined by Gauss-Newton (Lucas-Kanade) steps with analytic Jacobians. Bounds hold
+throughout.
 """
 
 from __future__ import annotations
@@ -282,11 +284,11 @@ def _sharpen_jumps(full: np.ndarray, coarse: np.ndarray, jump: np.ndarray, image
     """Return `full` with pixels near abrupt changes of blur set by their own residual.
 
     Interpolating the 4 px grid across a jump of blur spreads it over 4 px. Where neighbouring
-    well-informed blocks differ by more than JUMP px (`jump`), each pixel of the two blocks is given the sigma of the one
-    of its four nearest blocks whose model explains the pixel best, by a margin over the noise,
-    than blocks of a distinctly different sigma; where
-    none is distinctly better (no texture), it keeps the interpolated value. The ladder is re-run
-    over the bounding box of those pixels only, so smooth maps cost nothing more.
+    well-informed blocks differ by more than JUMP px (`jump`), each pixel of those blocks takes the
+    sigma of whichever of its four nearest blocks explains the pixel best, if it does so by a
+    margin over the noise against blocks of a distinctly different sigma; where none does (no
+    texture), it keeps the interpolated value. The ladder is re-run over the bounding box of those
+    pixels only, so smooth maps cost nothing more.
     """
     if not jump.any():
         return full
@@ -311,13 +313,13 @@ def _sharpen_jumps(full: np.ndarray, coarse: np.ndarray, jump: np.ndarray, image
     # of a step against the 4 px grid this beat a 3 x 3 residual window (which lets the far side
     # of the jump vote) and falling back to the pixel's own block: 0.087 against 0.155 and 0.097 px
     block_errors = np.stack(errors[1:])
-    margin = 4.0 * noise * noise  # a single pixel's squared residual scatters by about 1.4 noise**2
-    order = np.sort(block_errors, axis=0)
+    block_sigmas = np.stack(candidates[1:])
+    decisive = 4.0 * noise * noise  # a single pixel's squared residual scatters by about 1.4 noise**2
     best = np.argmin(block_errors, axis=0)
-    chosen = np.choose(best, candidates[1:])
-    distinct = np.take_along_axis(np.stack(candidates[1:]), best[None], 0)[0]
-    runner_up = np.where(np.abs(np.stack(candidates[1:]) - distinct) > JUMP, block_errors, np.inf).min(axis=0)
-    better = (runner_up - order[0] > margin) & mask[box] & np.isfinite(chosen)
+    chosen = np.take_along_axis(block_sigmas, best[None], 0)[0]
+    best_error = np.take_along_axis(block_errors, best[None], 0)[0]
+    runner_up = np.where(np.abs(block_sigmas - chosen) > JUMP, block_errors, np.inf).min(axis=0)
+    better = (runner_up - best_error > decisive) & mask[box] & np.isfinite(chosen)
     out = full.copy()
     out[box] = np.where(better, chosen, full[box]).astype(out.dtype)
     return out

@@ -130,9 +130,11 @@ register(Estimator(
     ),
     halo_for_params=lambda p: _gr.halo(p["window"], p["fill"]),
     align=_gr.BLOCK,
-    description=("Absolute Gaussian sigma from ratios of self-weighted gradient energies of the image and "
-                 "its re-blurred copies (0.7, 1.4 px), calibrated on dead-leaves textures; invariant to "
-                 "gain and offset, with white noise removed and a confidence-weighted fill."),
+    description=("Absolute Gaussian sigma from energy ratios of the image and its re-blurred copies: "
+                 "Laplacian over gradient energy (no spectral exponent to know; also from a 0.7 px base, "
+                 "for noise) and self-weighted gradient energy (robust), blended by confidence, each "
+                 "calibrated on dead leaves; invariant to gain and offset, noise removed, NaN where no "
+                 "texture is in reach."),
     prepare=_prepare_noise,
 ))
 

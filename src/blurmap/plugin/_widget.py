@@ -9,7 +9,7 @@ from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 
 from .. import engine
-from .._validate import as_2d_float
+from .._validate import check_2d
 from ..registry import DEFAULT, Param, estimators, get
 from ._layers import show_sigma
 
@@ -101,9 +101,9 @@ class SigmaMapWidget(Container):
         method = self.method.value
         data = layer.data[0] if layer.multiscale else layer.data
         params = self.param_values()
-        try:  # fail here, on the GUI thread, with a message, rather than in the worker
+        try:  # fail here, on the GUI thread, with a message; pixels are read (NaN) in the worker
             get(method).check(params)
-            as_2d_float(data, name=f"layer {layer.name!r}")
+            shape = check_2d(data, name=f"layer {layer.name!r}")
             for name in get(method).inputs:
                 other = self.inputs[name].value
                 if other is None:
@@ -111,9 +111,10 @@ class SigmaMapWidget(Container):
                 if other is layer:
                     raise ValueError(f"the {name} layer must differ from the image layer")
                 params[name] = other.data[0] if other.multiscale else other.data
-                if params[name].shape[:2] != data.shape[:2]:
-                    raise ValueError(f"the {name} layer is {params[name].shape[:2]}, the image "
-                                     f"{data.shape[:2]}: they must have the same shape")
+                other_shape = check_2d(params[name], name=f"the {name} layer")
+                if other_shape != shape:
+                    raise ValueError(f"the {name} layer is {other_shape}, the image {shape}: "
+                                     "they must have the same shape")
         except (TypeError, ValueError) as err:
             self._fail(str(err))
             return
