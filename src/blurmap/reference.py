@@ -18,7 +18,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from .forward import blur, blur_many, ladder, ladder_levels
-from .gradient_ratio import BLOCK, _block_mean, _box2, _box_size, _upsample
+from .gradient_ratio import BLOCK, _block_mean, _box2, _box_size, _upsample, _weighted_mean
 
 MIN_CORRELATION = 0.5  # below this, the reference does not show the same field
 MAX_SHIFT = 16.0  # px; the largest registration shift accepted
@@ -246,10 +246,8 @@ def _fit_and_cost(image, reference, gain, offset, window=8.0, smoothness=1.0, si
     # where the data pin sigma to worse than 1 px (no texture within the blur's reach) the fit is
     # arbitrary: those blocks take the weighted mean of informed blocks within `fill` px, or NaN
     informed = weight > 1.0
-    den = _box2(np.where(informed, weight, 0.0), _box_size(fill))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        filled = _box2(np.where(informed, weight * sigma, 0.0), _box_size(fill)) / den
-    sigma = np.where(informed, sigma, filled)
+    filled, den = _weighted_mean(sigma, np.where(informed, weight, 0.0), _box_size(fill))
+    sigma = np.where(informed, sigma, np.where(den > 0, filled, np.nan))
     sigma = np.clip(_smooth(sigma, np.where(informed, weight, 0.0), smoothness, SMOOTH_REACH), sigma_min, sigma_max)
     jumps = _jumps(np.where(weight > JUMP_INFORMATION, sigma, np.nan))
     full = _sharpen_jumps(_upsample(sigma, img.shape), sigma, jumps, img, ref, gain, offset, noise)
