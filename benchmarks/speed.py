@@ -4,9 +4,9 @@
 
 Each figure comes from a fresh subprocess, so peak resident memory (from the OS, ru_maxrss) is
 that path's alone; it is reported above the process's size once the image is in memory.
-Time is also given as a multiple of one scipy.ndimage.gaussian_filter pass (sigma 2 px, the
-default truncate) over the same float32 image, measured in the same process, so the figure
-holds on any machine. The dask path uses the threaded scheduler on all cores.
+Time is the best of three runs, and is also given as a multiple of one
+scipy.ndimage.gaussian_filter pass (sigma 2 px, the default truncate; also the best of three)
+over the same float32 image, measured in the same process, so the figure holds on any machine. The dask path uses the threaded scheduler on all cores.
 """
 
 from __future__ import annotations
@@ -37,15 +37,22 @@ def child(method: str, path: str, size: int, chunk: int) -> dict:
     image += np.random.default_rng(0).normal(0, 0.01, image.shape).astype(np.float32)
     ndi.gaussian_filter(image[:256, :256], 2.0)
     base = _rss_mb()
-    start = time.perf_counter()
-    if path == "numpy":
-        sigma = blurmap.estimate(image, method)
-    else:
+
+    def run():
+        if path == "numpy":
+            return blurmap.estimate(image, method)
         import dask.array as da
-        sigma = blurmap.estimate(da.from_array(image, chunks=chunk), method).compute(scheduler="threads")
-    seconds = time.perf_counter() - start
-    peak = _rss_mb()
-    del sigma
+        return blurmap.estimate(da.from_array(image, chunks=chunk), method).compute(scheduler="threads")
+
+    times = []
+    for _ in range(3):  # the best of three, as for the reference pass below
+        start = time.perf_counter()
+        sigma = run()
+        times.append(time.perf_counter() - start)
+        if len(times) == 1:
+            peak = _rss_mb()  # the first run's peak: later runs reuse freed memory
+        del sigma
+    seconds = min(times)
     passes = []
     for _ in range(3):
         t0 = time.perf_counter()
