@@ -1,6 +1,6 @@
 """Speed and peak memory of every estimator on a 4096 x 4096 image, numpy and dask paths.
 
-    python benchmarks/speed.py [--size 4096] [--chunk 1024]
+    python benchmarks/speed.py [--size 4096] [--chunk 1024] [METHOD ...]
 
 Each figure comes from a fresh subprocess, so peak resident memory (from the OS, ru_maxrss) is
 that path's alone; it is reported above the process's size once the image is in memory.
@@ -69,6 +69,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=4096)
     parser.add_argument("--chunk", type=int, default=1024)
     parser.add_argument("--child", nargs=2, metavar=("METHOD", "PATH"))
+    parser.add_argument("methods", nargs="*", help="estimators to time (default: every blind one)")
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(*args.child, args.size, args.chunk)))
@@ -77,7 +78,8 @@ def main() -> None:
 
     print(f"{args.size} x {args.size} float32, {os.cpu_count()} cores; dask chunks {args.chunk} px")
     print(f"{'method':15s} {'path':6s} {'s':>7s} {'MP/s':>7s} {'x gauss pass':>13s} {'peak MB':>8s}")
-    for method in (name for name, est in estimators().items() if not est.inputs):  # reference: own benchmark
+    blind = [name for name, est in estimators().items() if not est.inputs]  # reference: its own benchmark
+    for method in (m for m in blind if not args.methods or m in args.methods):
         for path in ("numpy", "dask"):
             out = subprocess.run([sys.executable, __file__, "--size", str(args.size), "--chunk", str(args.chunk),
                                   "--child", method, path], capture_output=True, text=True, check=True)
