@@ -37,3 +37,54 @@ def test_bad_arguments_exit_with_a_message(tmp_path, capsys):
 def test_methods_prints_the_registry(capsys):
     assert main(["methods"]) == 0
     assert "gradient_ratio" in capsys.readouterr().out
+
+
+def test_profile_reads_a_users_tiff_and_finds_its_focal_line(tmp_path, capsys):
+    from blurmap.synthetic import sem_sample
+
+    image, _ = sem_sample((256, 320), seed=2)
+    src = tmp_path / "mine.tif"
+    tifffile.imwrite(src, (image * 40000).astype(np.uint16))
+    out = tmp_path / "out"
+    assert main(["profile", str(src), str(out), "--method", "log", "--param", "window=10"]) == 0
+    assert "focal line at" in capsys.readouterr().out
+    summary = json.loads((out / "summary_log.json").read_text())
+    assert summary["params"] == {"window": 10.0} and summary["units"] == "px"
+    assert abs(summary["focal_line"]["fit"]["position"] - 0.4) < 0.05  # sem_sample's band is at 40%
+    assert tifffile.imread(out / "sigma_log.tif").shape == (256, 320)
+    assert (out / "profile_log.png").read_bytes()[:4] == b"\x89PNG"
+    assert tifffile.imread(src).dtype == np.uint16  # the input is untouched
+
+
+def test_profile_of_a_relative_method_says_it_has_no_focal_line(tmp_path, capsys):
+    import skimage.io
+    from blurmap.synthetic import sem_sample
+
+    image, _ = sem_sample((192, 192), seed=3)
+    src = tmp_path / "mine.png"
+    skimage.io.imsave(src, (image / image.max() * 255).astype(np.uint8), check_contrast=False)
+    assert main(["profile", str(src), str(tmp_path / "o"), "--method", "reblur_curve"]) == 0
+    assert "no focal-plane model" in capsys.readouterr().out
+    summary = json.loads((tmp_path / "o" / "summary_reblur_curve.json").read_text())
+    assert summary["focal_line"] is None and "blurrier" in summary["label"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--param", "window"], "name=value"),
+    (["--param", "window=wide"], "number"),
+    (["--param", "window=1"], "window"),
+    (["--param", "colour=3"], "colour"),
+])
+def test_profile_refuses_bad_parameters_before_writing(tmp_path, capsys, args, message):
+    src = tmp_path / "mine.tif"
+    tifffile.imwrite(src, np.random.default_rng(0).random((64, 64)).astype(np.float32))
+    assert main(["profile", str(src), str(tmp_path / "o"), "--method", "log", *args]) == 2
+    assert message in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_profile_refuses_a_missing_or_unreadable_file(tmp_path, capsys):
+    assert main(["profile", str(tmp_path / "nope.tif"), str(tmp_path / "o")]) == 2
+    bad = tmp_path / "bad.png"
+    bad.write_text("not an image")
+    assert main(["profile", str(bad), str(tmp_path / "o")]) == 2
+    assert "cannot read" in capsys.readouterr().err and not (tmp_path / "o").exists()

@@ -84,6 +84,24 @@ def test_per_estimator_widget_and_bad_layers(make_napari_viewer, qtbot, plugin):
     assert [lay.name for lay in viewer.layers] == ["stack", "flat", "holed"]
 
 
+@pytest.mark.parametrize("display, method, name, unit", [
+    ("LoG scale selection", "log", "SEM sigma (log)", "px"),
+    ("Re-blur error curve", "reblur_curve", "SEM reblur_curve (relative)", "relative"),
+    ("Block acutance", "acutance", "SEM acutance (relative)", "relative"),
+])
+def test_seed_000_widgets_name_their_layer_by_what_it_holds(make_napari_viewer, qtbot, plugin, micrograph,
+                                                            display, method, name, unit):
+    viewer = make_napari_viewer()
+    viewer.add_image(micrograph, name="SEM")
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, display)
+    assert widget.method.value == method
+    _run_and_wait(qtbot, widget)
+    meta = viewer.layers[name].metadata["blurmap"]
+    assert meta["unit"] == unit and meta["method"] == method
+    assert ("relative" in meta["label"]) == (unit == "relative")
+    assert viewer.layers[name].data.shape == micrograph.shape
+
+
 def test_cancel_stops_before_a_layer_is_added(make_napari_viewer, qtbot, plugin):
     viewer = make_napari_viewer()
     big = synthetic.dead_leaves((512, 512), seed=1)

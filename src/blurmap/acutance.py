@@ -13,30 +13,58 @@ def _block_view(a: np.ndarray, block: int) -> np.ndarray:
     return a.reshape(a.shape[0] // block, block, a.shape[1] // block, block)
 
 
-def halo(block: int = 32, derivative: float = 1.0) -> int:
+def halo(block: int = 32, derivative: float = 0.0) -> int:
     """Return the context (px, whole blocks) each side of a tile: the derivative filter's reach."""
     reach = int(4.0 * derivative + 0.5) + 1
     return block * -(-reach // block)
 
 
-def acutance(image: np.ndarray, *, block: int = 32, derivative: float = 1.0,
+def gradient_energy(img: np.ndarray, derivative: float = 0.0) -> np.ndarray:
+    """Return the squared gradient magnitude (image units**2 per px**2).
+
+    derivative 0: differences between neighbours (forward, the last row and column repeated);
+    otherwise Gaussian derivatives of `derivative` px.
+    """
+    if derivative == 0:
+        gy = np.diff(img, axis=0, append=img[-1:])
+        gx = np.diff(img, axis=1, append=img[:, -1:])
+        return gy * gy + gx * gx
+    grad = ndi.gaussian_gradient_magnitude(img, derivative, mode="reflect")
+    return grad * grad
+
+
+def noise_gain(derivative: float = 0.0) -> float:
+    """Return the mean gradient energy (per unit noise variance) that white noise adds."""
+    n = 2 * int(4.0 * derivative + 0.5) + 5
+    noise_var = 0.0
+    for axis in (0, 1):  # each component's gain is the sum of its squared kernel
+        impulse = np.zeros((n, n))
+        impulse[n // 2, n // 2] = 1.0
+        kernel = (np.diff(impulse, axis=axis) if derivative == 0
+                  else ndi.gaussian_filter1d(impulse, derivative, axis=axis, order=1, mode="constant"))
+        noise_var += float((kernel * kernel).sum())
+    return noise_var
+
+
+def acutance(image: np.ndarray, *, block: int = 32, derivative: float = 0.0,
              noise: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Return (acutance per block, 1/px**2, higher is sharper; confidence in [0, 1]) shown as blocks.
 
     Acutance, as Higgins and Jones defined it, is the mean squared gradient over the contrast:
-    here the block's mean squared gradient magnitude (Gaussian derivative of `derivative` px)
-    over the block's variance, so that gain and offset cancel: a bright block is not sharper for
-    being bright. (The mean gradient magnitude of seed 000's answer barely sees an edge's blur:
-    blurring keeps its total variation.) Blocks lie on a grid from the image's top-left corner
-    (the engine keeps chunks on it). Confidence is contrast**2 / (contrast**2 + noise**2).
+    here the block's mean squared gradient magnitude (differences between neighbours, or
+    Gaussian derivatives of `derivative` px) over the block's variance, both less what white
+    noise of std `noise` adds, so that gain, offset and noise cancel: a bright block is not sharper
+    for being bright. (The mean gradient magnitude of seed 000's answer barely sees an edge's
+    blur: blurring keeps its total variation.) Blocks lie on a grid from the image's top-left
+    corner (the engine keeps chunks on it). Confidence is contrast**2 / (contrast**2 + noise**2).
     """
     img = np.asarray(image, dtype=np.float64)
-    grad = ndi.gaussian_gradient_magnitude(img, derivative, mode="reflect")
-    mean_energy = _block_view(grad * grad, block).mean(axis=(1, 3))
-    contrast = _block_view(img, block).std(axis=(1, 3))
+    mean_energy = _block_view(gradient_energy(img, derivative), block).mean(axis=(1, 3))
+    mean_energy = np.maximum(mean_energy - noise_gain(derivative) * noise**2, 0.0)
+    variance = np.maximum(_block_view(img, block).var(axis=(1, 3)) - noise**2, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        score = np.where(contrast > 0, mean_energy / contrast**2, np.nan)
-    conf = contrast**2 / (contrast**2 + noise**2 + 1e-300)
+        score = np.where(variance > 0, mean_energy / variance, np.nan)
+    conf = variance / (variance + noise**2 + 1e-300)
     h, w = img.shape
     expand = np.ones((block, block))
     return (np.kron(score, expand)[:h, :w].astype(np.float32), np.kron(conf, expand)[:h, :w].astype(np.float32))

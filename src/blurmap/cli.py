@@ -1,4 +1,4 @@
-"""The command line: `blurmap demo OUTDIR` and `blurmap methods`."""
+"""The command line: `blurmap demo OUTDIR`, `blurmap profile IMAGE OUTDIR` and `blurmap methods`."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def demo(outdir: Path, method: str | None, shape: tuple[int, int], seed: int) ->
     _write_tiff(outdir / f"confidence_{est.name}.tif", confidence, "confidence, 0 to 1")
     shown = truth if est.units == "px" else sigma
     limits = (0.0, float(np.nanpercentile(shown, 99.5)))
-    label = "Gaussian blur sigma (px)" if est.units == "px" else f"{est.name} (relative, higher is sharper)"
+    label = est.label()
     _write_atomic(outdir / f"overlay_{est.name}.png",
                   lambda tmp: report.overlay_png(tmp, image, sigma, f"{est.name} map", limits, label))
     if est.units == "px":
@@ -77,6 +77,91 @@ def demo(outdir: Path, method: str | None, shape: tuple[int, int], seed: int) ->
     _write_atomic(outdir / "summary.json",
                   lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2) + "\n"))
     return summary
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Return the pixels of a TIFF, PNG or JPEG file (whole, in memory), or raise a clear error."""
+    if not path.is_file():
+        raise FileNotFoundError(f"no such image file: {path}")
+    if path.suffix.lower() in (".tif", ".tiff"):
+        import tifffile
+
+        return tifffile.imread(path)
+    import skimage.io
+
+    try:
+        return skimage.io.imread(path)
+    except (ValueError, OSError) as err:
+        raise ValueError(f"cannot read {path} as an image (TIFF, PNG or JPEG): {err}") from None
+
+
+def parse_params(pairs: list[str]) -> dict:
+    """Return {name: value} from 'name=value' strings; values are numbers, or None for 'none'."""
+    out = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name:
+            raise ValueError(f"a parameter must look like name=value, not {pair!r}")
+        if text.strip().lower() in ("none", "auto"):
+            out[name] = None
+            continue
+        try:
+            out[name] = float(text)
+        except ValueError:
+            raise ValueError(f"parameter {name!r} must be a number or 'none', not {text!r}") from None
+    return out
+
+
+def profile_image(path: Path, outdir: Path, method: str | None, params: dict) -> dict:
+    """Estimate a user's image; write the map, overlay, focal profile PNG and JSON; return the summary."""
+    est = get(method)
+    if est.inputs:
+        raise ValueError(f"method {est.name!r} needs {', '.join(est.inputs)} as well; use it from Python or napari")
+    image = read_image(path)
+    start = time.perf_counter()
+    sigma, confidence = estimate(image, est.name, return_confidence=True, **params)  # checks before writing
+    seconds = time.perf_counter() - start
+    outdir.mkdir(parents=True, exist_ok=True)
+    summary = {"image": str(path), "method": est.name, "units": est.units, "label": est.label(),
+               "params": params, "shape": list(sigma.shape), "seconds": round(seconds, 3),
+               "median_thirds": report.thirds(sigma),
+               "sharpest_band_height_fraction": report.sharpest_row(-sigma if est.higher_is_sharper else sigma)}
+    if est.units == "px":  # the tilted-plane model is in px of sigma
+        fit = focal(sigma)
+        prof = profile(sigma, fit)
+        summary["focal_line"] = {"fit": fit.as_dict(), "hough_check": hough_focal_line(sigma).as_dict()}
+        summary["profile"] = prof.as_dict()
+        _write_atomic(outdir / f"profile_{est.name}.png", lambda tmp: report.profile_png(tmp, prof, fit, est.units))
+    else:
+        summary["focal_line"] = None
+        summary["note"] = "a relative score has no focal-plane model in px; use a px method for the focal line"
+    _write_tiff(outdir / f"sigma_{est.name}.tif", sigma, est.label())
+    _write_tiff(outdir / f"confidence_{est.name}.tif", confidence, "confidence, 0 to 1")
+    gray = np.asarray(image, dtype=np.float32)
+    gray = gray if gray.ndim == 2 else gray[..., :3].mean(axis=-1)
+    finite = sigma[np.isfinite(sigma)]
+    limits = (0.0, float(np.percentile(finite, 99.5)) if finite.size else 1.0)
+    _write_atomic(outdir / f"overlay_{est.name}.png",
+                  lambda tmp: report.overlay_png(tmp, gray, sigma, f"{path.name}: {est.name}", limits, est.label()))
+    _write_atomic(outdir / f"summary_{est.name}.json",
+                  lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2) + "\n"))
+    return summary
+
+
+def _print_profile(s: dict, outdir: Path) -> None:
+    print(f"blurmap profile: {s['method']} on {s['image']} ({s['shape'][0]} x {s['shape'][1]} px, "
+          f"{s['seconds']:.2f} s)")
+    print(f"  median {s['label']}, upper / middle / lower third: "
+          + " / ".join(f"{v:.2f}" for v in s["median_thirds"]))
+    print(f"  sharpest band at {100 * s['sharpest_band_height_fraction']:.1f}% of the height")
+    if s["focal_line"]:
+        fit = s["focal_line"]["fit"]
+        print(f"  focal line at {100 * fit['position']:.1f}% of the height, {fit['angle_deg']:+.1f} deg; blur grows "
+              f"by {fit['gradient']:.4f} px per px; in-focus floor {fit['floor']:.2f} px; R^2 {fit['r_squared']:.2f}")
+    else:
+        print(f"  ({s['note']})")
+    print(f"  wrote {outdir}/: sigma_, confidence_, overlay_{'' if not s['focal_line'] else ', profile_'}"
+          f" and summary_{s['method']}.*")
 
 
 def _print_summary(s: dict, outdir: Path) -> None:
@@ -135,10 +220,25 @@ def main(argv: list[str] | None = None) -> int:
     p_demo.add_argument("--method", default=DEFAULT, choices=blind)
     p_demo.add_argument("--size", type=_shape, default=(768, 1024), help="HxW in px (default 768x1024)")
     p_demo.add_argument("--seed", type=int, default=0)
+    p_prof = sub.add_parser("profile", help="estimate a TIFF, PNG or JPEG image in memory; map, focal line, "
+                                           "profile PNG and JSON")
+    p_prof.add_argument("image", type=Path)
+    p_prof.add_argument("outdir", type=Path)
+    p_prof.add_argument("--method", default=DEFAULT, choices=blind)
+    p_prof.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="an estimator parameter (repeatable); 'none' lets it be estimated")
     sub.add_parser("methods", help="list the registered estimators as a Markdown table")
     args = parser.parse_args(argv)
     if args.command == "methods":
         print(methods_table())
+        return 0
+    if args.command == "profile":
+        try:
+            summary = profile_image(args.image, args.outdir, args.method, parse_params(args.param))
+        except (ValueError, TypeError, FileNotFoundError) as err:
+            print(f"blurmap profile: {err}", file=sys.stderr)
+            return 2
+        _print_profile(summary, args.outdir)
         return 0
     summary = demo(args.outdir, args.method, args.size, args.seed)
     _print_summary(summary, args.outdir)

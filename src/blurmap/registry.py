@@ -10,6 +10,8 @@ import numpy as np
 from . import acutance as _ac
 from . import difference as _df
 from . import gradient_ratio as _gr
+from . import log_scale as _ls
+from . import reblur_curve as _rb
 from . import reference as _rf
 from ._validate import check_param
 from .noise import estimate_noise, estimate_noise_model
@@ -77,6 +79,12 @@ class Estimator:
         merged = self.defaults()
         merged.update({k: known[k].check(v) for k, v in params.items()})
         return merged
+
+    def label(self) -> str:
+        """Return what the map's values are, with their unit: for axes and colour-bar titles."""
+        if self.units == "px":
+            return "Gaussian blur sigma (px)"
+        return f"{self.title} (relative, higher is {'sharper' if self.higher_is_sharper else 'blurrier'})"
 
     def halo_for(self, params: dict) -> int:
         """Return the halo (px) each side of a chunk for these checked parameters."""
@@ -200,6 +208,30 @@ register(Estimator(
     inputs=("reference",),
 ))
 
+register(Estimator(
+    name="log",
+    title="LoG scale selection",
+    func=_ls.log_scale,
+    units="px",
+    params=(
+        Param("window", 8.0, 4.0, 64.0, "px", "std of the Gaussian pooling window; larger is steadier, less local"),
+        Param("noise", None, 0.0, None, "image units",
+              "std of signal-independent noise; None estimates it from the image, 0 means none", nullable=True),
+        Param("shot_noise", None, 0.0, None, "image units",
+              "shot-noise variance per unit of intensity above dark_level; None estimates it, 0 means none",
+              nullable=True),
+        Param("dark_level", None, None, None, "image units", "intensity at which shot noise vanishes; None "
+              "estimates it", nullable=True),
+    ),
+    halo_for_params=lambda p: _ls.halo(p["window"]),
+    description=("Seed 000's answer 1: scale-normalised Laplacian-of-Gaussian energies over a ladder of "
+                 "scales 0.5 .. 8 px, each pixel's best scale from their weighted average, normalised per "
+                 "pixel before pooling (no strong edge or bright region dominates), noise removed, read "
+                 "as px through a table measured on dead leaves. Reads 0 .. 6 px."),
+    prepare=_prepare_noise,
+))
+
+
 def _prepare_white_noise(image, params: dict) -> dict:
     """Fill noise=None with one image-wide estimate of white noise, the same for every chunk."""
     if params["noise"] is None:
@@ -214,14 +246,16 @@ register(Estimator(
     units="relative",
     params=(
         Param("block", 32, 8, 256, "px", "block side; the map is shown as blocks", kind=int),
-        Param("derivative", 1.0, 0.5, 4.0, "px", "scale of the Gaussian derivative"),
+        Param("derivative", 0.0, 0.0, 4.0, "px",
+              "scale of a Gaussian derivative; 0 takes differences between neighbours"),
         Param("noise", None, 0.0, None, "image units", "noise std, for the confidence; None estimates it",
               nullable=True),
     ),
     halo_for_params=lambda p: _ac.halo(p["block"], p["derivative"]),
     align=lambda p: p["block"],
     description=("Seed 000's answer 2, in Higgins and Jones's form: mean squared gradient over variance per "
-                 "block, so brightness cancels. Higher is sharper; a relative score."),
+                 "block, both less the noise's share, so brightness and noise cancel. Higher is sharper; a "
+                 "relative score."),
     prepare=_prepare_white_noise,
     higher_is_sharper=True,
 ))
@@ -243,6 +277,25 @@ register(Estimator(
                  "Perona-Malik diffusion. Higher is sharper; a relative score."),
     prepare=_prepare_white_noise,
     higher_is_sharper=True,
+))
+
+register(Estimator(
+    name="reblur_curve",
+    title="Re-blur error curve knee",
+    func=_rb.reblur_curve,
+    units="relative",
+    params=(
+        Param("tile", 64, 16, 256, "px", "tile side; tiles slide on a 4 px grid", kind=int),
+        Param("radius_max", 20, 6, 40, "px", "largest re-blur radius of the curve (from 1 px)", kind=int),
+        Param("noise", None, 0.0, None, "image units", "noise std, for the confidence; None estimates it",
+              nullable=True),
+    ),
+    halo_for_params=lambda p: _rb.halo(p["tile"], p["radius_max"]),
+    align=_rb.STEP,
+    description=("Seed 000's answer 4: per tile, the RMS error between the tile and its re-blurs of radius "
+                 "1 .. 20 px; the knee where the best two-line fit's lines cross. Higher is blurrier, in px "
+                 "of re-blur radius; a relative score (it also grows with the texture's own scale)."),
+    prepare=_prepare_white_noise,
 ))
 
 DEFAULT = "gradient_ratio"

@@ -10,8 +10,10 @@ COLORMAP = "magma"  # perceptually uniform; dark = sharp, bright = blurred
 
 
 def layer_name(source: str, method: str) -> str:
-    """Return the name of the sigma layer computed from layer `source` with `method`."""
-    return f"{source} sigma ({method})"
+    """Return the name of the map layer computed from layer `source` with `method`: says sigma or relative."""
+    if get(method).units == "px":
+        return f"{source} sigma ({method})"
+    return f"{source} {method} (relative)"
 
 
 def contrast_limits(sigma: np.ndarray, units: str) -> tuple[float, float]:
@@ -29,7 +31,7 @@ def show_sigma(viewer, source, sigma: np.ndarray, confidence: np.ndarray, method
     name = layer_name(source.name, method)
     placement = {"scale": source.scale, "translate": source.translate,
                  "rotate": source.rotate, "shear": source.shear}
-    metadata = {"blurmap": {"method": method, "params": dict(params), "unit": units,
+    metadata = {"blurmap": {"method": method, "params": dict(params), "unit": units, "label": get(method).label(),
                             "source": source.name, "confidence": confidence,
                             "higher_is_sharper": units == "relative" and get(method).higher_is_sharper}}
     limits = contrast_limits(sigma, units)

@@ -173,6 +173,20 @@ class GradientRatioDock(SigmaMapWidget):
         super().__init__(napari_viewer, method="gradient_ratio")
 
 
+class LogDock(SigmaMapWidget):
+    """The dock widget of the log estimator alone (LoG scale selection, px)."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
+        super().__init__(napari_viewer, method="log")
+
+
+class ReblurCurveDock(SigmaMapWidget):
+    """The dock widget of the reblur_curve estimator alone (relative, higher is blurrier)."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
+        super().__init__(napari_viewer, method="reblur_curve")
+
+
 class ReferenceDock(SigmaMapWidget):
     """The dock widget of the reference estimator alone: fit against a sharp image of the same field."""
 
