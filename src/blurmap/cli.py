@@ -160,8 +160,8 @@ def _print_profile(s: dict, outdir: Path) -> None:
               f"by {fit['gradient']:.4f} px per px; in-focus floor {fit['floor']:.2f} px; R^2 {fit['r_squared']:.2f}")
     else:
         print(f"  ({s['note']})")
-    print(f"  wrote {outdir}/: sigma_, confidence_, overlay_{'' if not s['focal_line'] else ', profile_'}"
-          f" and summary_{s['method']}.*")
+    written = sorted(p.name for p in outdir.iterdir() if p.stem.endswith("_" + s["method"]))
+    print(f"  wrote {outdir}/: {' '.join(written)}")
 
 
 def _print_summary(s: dict, outdir: Path) -> None:
