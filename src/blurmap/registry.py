@@ -95,7 +95,18 @@ class Estimator:
         return int(self.align(params) if callable(self.align) else self.align)
 
 
-_NOISE_PARAMS = ("noise", "shot_noise", "dark_level")
+_NOISE_MODEL = (  # signal-dependent noise, noise**2 + shot_noise * (intensity - dark_level), filled by _prepare_noise
+    Param("noise", None, 0.0, None, "image units",
+          "std of signal-independent noise; None estimates it from the image, 0 means none", nullable=True),
+    Param("shot_noise", None, 0.0, None, "image units",
+          "shot-noise variance per unit of intensity above dark_level; None estimates it, 0 means none",
+          nullable=True),
+    Param("dark_level", None, None, None, "image units", "intensity at which shot noise vanishes; None estimates it",
+          nullable=True),
+)
+_NOISE_PARAMS = tuple(p.name for p in _NOISE_MODEL)
+_WHITE_NOISE = Param("noise", None, 0.0, None, "image units", "noise std, for the confidence; None estimates it",
+                     nullable=True)
 
 
 def _prepare_noise(image, params: dict) -> dict:
@@ -126,14 +137,7 @@ register(Estimator(
     params=(
         Param("window", 16.0, 8.0, 128.0, "px", "pooling window; larger is steadier, less local"),
         Param("fill", 32.0, 4.0, 256.0, "px", "reach of the confidence-weighted fill into textureless areas"),
-        Param("noise", None, 0.0, None, "image units",
-              "std of signal-independent noise; None estimates it from the image, 0 means none",
-              nullable=True),
-        Param("shot_noise", None, 0.0, None, "image units",
-              "shot-noise variance per unit of intensity above dark_level; None estimates it, 0 means none",
-              nullable=True),
-        Param("dark_level", None, None, None, "image units",
-              "intensity at which shot noise vanishes; None estimates it", nullable=True),
+        *_NOISE_MODEL,
         Param("sigma_max", 10.0, 1.0, 20.0, "px", "largest blur reported"),
     ),
     halo_for_params=lambda p: _gr.halo(p["window"], p["fill"]),
@@ -196,8 +200,7 @@ register(Estimator(
               nullable=True),
         Param("gain", None, None, None, "", "image = gain * reference + offset; None fits it", nullable=True),
         Param("offset", None, None, None, "image units", "None fits it", nullable=True),
-        Param("noise", None, 0.0, None, "image units", "noise std, for the confidence; None estimates it",
-              nullable=True),
+        _WHITE_NOISE,
     ),
     halo_for_params=lambda p: _rf.halo(p["window"], p["sigma_max"], p["smoothness"], p["fill"]),
     align=_gr.BLOCK,
@@ -215,13 +218,7 @@ register(Estimator(
     units="px",
     params=(
         Param("window", 8.0, 4.0, 64.0, "px", "std of the Gaussian pooling window; larger is steadier, less local"),
-        Param("noise", None, 0.0, None, "image units",
-              "std of signal-independent noise; None estimates it from the image, 0 means none", nullable=True),
-        Param("shot_noise", None, 0.0, None, "image units",
-              "shot-noise variance per unit of intensity above dark_level; None estimates it, 0 means none",
-              nullable=True),
-        Param("dark_level", None, None, None, "image units", "intensity at which shot noise vanishes; None "
-              "estimates it", nullable=True),
+        *_NOISE_MODEL,
     ),
     halo_for_params=lambda p: _ls.halo(p["window"]),
     description=("Seed 000's answer 1: scale-normalised Laplacian-of-Gaussian energies over a ladder of "
@@ -248,8 +245,7 @@ register(Estimator(
         Param("block", 32, 8, 256, "px", "block side; the map is shown as blocks", kind=int),
         Param("derivative", 0.0, 0.0, 4.0, "px",
               "scale of a Gaussian derivative; 0 takes differences between neighbours"),
-        Param("noise", None, 0.0, None, "image units", "noise std, for the confidence; None estimates it",
-              nullable=True),
+        _WHITE_NOISE,
     ),
     halo_for_params=lambda p: _ac.halo(p["block"], p["derivative"]),
     align=lambda p: p["block"],
@@ -269,8 +265,7 @@ register(Estimator(
         Param("radius", 2.0, 0.5, 8.0, "px", "sigma of the re-blur"),
         Param("window", 16.0, 4.0, 64.0, "px", "half-width of the contrast window"),
         Param("iterations", 20, 0, 100, "", "Perona-Malik smoothing steps", kind=int),
-        Param("noise", None, 0.0, None, "image units", "noise std, for the confidence; None estimates it",
-              nullable=True),
+        _WHITE_NOISE,
     ),
     halo_for_params=lambda p: _df.halo(p["radius"], p["window"], p["iterations"]),
     description=("Seed 000's answer 3: the detail a re-blur removes, over the local contrast, smoothed by "
@@ -287,8 +282,7 @@ register(Estimator(
     params=(
         Param("tile", 64, 16, 256, "px", "tile side; tiles slide on a 4 px grid", kind=int),
         Param("radius_max", 20, 6, 40, "px", "largest re-blur radius of the curve (from 1 px)", kind=int),
-        Param("noise", None, 0.0, None, "image units", "noise std, for the confidence; None estimates it",
-              nullable=True),
+        _WHITE_NOISE,
     ),
     halo_for_params=lambda p: _rb.halo(p["tile"], p["radius_max"]),
     align=_rb.STEP,
