@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from ._grid import expand_cells
+
 
 def _block_view(a: np.ndarray, block: int) -> np.ndarray:
     """Return `a`, mirrored up to whole blocks, as (rows of blocks, block, columns of blocks, block)."""
@@ -65,6 +67,4 @@ def acutance(image: np.ndarray, *, block: int = 32, derivative: float = 0.0,
     with np.errstate(divide="ignore", invalid="ignore"):
         score = np.where(variance > 0, mean_energy / variance, np.nan)
     conf = variance / (variance + noise**2 + 1e-300)
-    h, w = img.shape
-    expand = np.ones((block, block))
-    return (np.kron(score, expand)[:h, :w].astype(np.float32), np.kron(conf, expand)[:h, :w].astype(np.float32))
+    return expand_cells(score, block, img.shape), expand_cells(conf, block, img.shape)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from ._grid import expand_cells
+
 STEP = 4  # px; tiles are centred on this grid (the engine keeps chunk origins on it)
 _TRUNCATE = 4.0
 
@@ -93,6 +95,4 @@ def reblur_curve(image: np.ndarray, *, tile: int = 64, radius_max: int = 20,
     score = knee(curves)
     var, _ = tile_variance(img, tile)
     conf = var / (var + noise**2 + 1e-300)
-    h, w = img.shape
-    cell = np.ones((STEP, STEP))
-    return (np.kron(score, cell)[:h, :w].astype(np.float32), np.kron(conf, cell)[:h, :w].astype(np.float32))
+    return expand_cells(score, STEP, img.shape), expand_cells(conf, STEP, img.shape)
