@@ -6,6 +6,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ._grid import expand_cells
+from .noise import impulse_response
 
 
 def _block_view(a: np.ndarray, block: int) -> np.ndarray:
@@ -37,13 +38,11 @@ def gradient_energy(img: np.ndarray, derivative: float = 0.0) -> np.ndarray:
 
 def noise_gain(derivative: float = 0.0) -> float:
     """Return the mean gradient energy (per unit noise variance) that white noise adds."""
-    n = 2 * int(4.0 * derivative + 0.5) + 5
+    reach = int(4.0 * derivative + 0.5) + 2
     noise_var = 0.0
     for axis in (0, 1):  # each component's gain is the sum of its squared kernel
-        impulse = np.zeros((n, n))
-        impulse[n // 2, n // 2] = 1.0
-        kernel = (np.diff(impulse, axis=axis) if derivative == 0
-                  else ndi.gaussian_filter1d(impulse, derivative, axis=axis, order=1, mode="constant"))
+        kernel = impulse_response(lambda d: np.diff(d, axis=axis) if derivative == 0
+                                  else ndi.gaussian_filter1d(d, derivative, axis=axis, order=1, mode="constant"), reach)
         noise_var += float((kernel * kernel).sum())
     return noise_var
 

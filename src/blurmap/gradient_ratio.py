@@ -26,6 +26,8 @@ from typing import NamedTuple
 import numpy as np
 from scipy import ndimage as ndi
 
+from .noise import impulse_response
+
 BLOCK = 4  # px; the coarse grid's step, also the alignment the dask engine keeps
 SCALES = (0.7, 1.4)  # px; re-blur sigmas beyond the unblurred image
 BASE = 0.7  # px; the pre-blurred base of the noise-resistant curvature evidence
@@ -86,10 +88,8 @@ def _laplacian_energy(g: np.ndarray) -> np.ndarray:
 @lru_cache(maxsize=None)
 def _white_noise_energy(s: float, energy) -> float:
     """Return what `energy` of unit-variance white noise re-blurred by s px sums to."""
-    n = 2 * int(_TRUNCATE * max(s, 1.0) + 4) + 1
-    d = np.zeros((n, n))
-    d[n // 2, n // 2] = 1.0
-    g = ndi.gaussian_filter(d, s, truncate=_TRUNCATE) if s > 0 else d
+    reach = int(_TRUNCATE * max(s, 1.0) + 4)
+    g = impulse_response(lambda d: ndi.gaussian_filter(d, s, truncate=_TRUNCATE) if s > 0 else d, reach)
     return float(energy(g).sum())
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from .noise import impulse_response
+
 SCALES = 0.5 * 2.0 ** (np.arange(17) / 4)  # px; the geometric ladder of LoG scales, 0.5 .. 8
 GAMMA = 0.5  # scale normalisation s**(2 GAMMA): on a 1/k**2 texture the energy then peaks at s = sigma
 POWER = 3.0  # energies are raised to this power before averaging, so the peak, not the tails, decides
@@ -23,10 +25,8 @@ CAL_LOG_SCALE = (-0.559, -0.555, -0.513, -0.401, -0.269, -0.070, 0.082, 0.245, 0
 
 def _noise_gain(s: float) -> float:
     """Return the energy gain (dimensionless) of the scale-normalised discrete LoG at `s` px on white noise."""
-    n = 2 * int(_TRUNCATE * s + 0.5) + 3
-    impulse = np.zeros((n, n))
-    impulse[n // 2, n // 2] = 1.0
-    return float(((s * s * ndi.laplace(ndi.gaussian_filter(impulse, s))) ** 2).sum())
+    kernel = impulse_response(lambda d: s * s * ndi.laplace(ndi.gaussian_filter(d, s)), int(_TRUNCATE * s + 0.5) + 1)
+    return float((kernel * kernel).sum())
 
 
 _NOISE_GAINS = np.array([_noise_gain(s) for s in SCALES])

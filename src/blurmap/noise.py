@@ -13,6 +13,17 @@ _TILE = 256
 _MAX_TILES = 64
 
 
+def impulse_response(operator, reach: int) -> np.ndarray:
+    """Return what `operator` makes of a unit impulse centred in a (2 reach + 1) px square of zeros.
+
+    For a linear operator this is its kernel, and the sum of its squares is the variance the
+    operator gives unit-variance white noise; `reach` must cover the kernel.
+    """
+    impulse = np.zeros((2 * reach + 1, 2 * reach + 1))
+    impulse[reach, reach] = 1.0
+    return operator(impulse)
+
+
 def _pure_noise_quantile() -> float:
     """Return the `_QUANTILE` of 8x8 block means of the squared mask response to unit white noise."""
     rng = np.random.default_rng(12345)
