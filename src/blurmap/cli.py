@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from . import report
+from ._validate import as_2d_float
 from .engine import estimate
 from .focal import focal, hough_focal_line, profile
 from .registry import DEFAULT, estimators, get
@@ -35,6 +36,18 @@ def _write_tiff(path: Path, data: np.ndarray, description: str) -> None:
     import tifffile
 
     _write_atomic(path, lambda tmp: tifffile.imwrite(tmp, data, description=description))
+
+
+def _write_maps(outdir: Path, est, image: np.ndarray, sigma: np.ndarray, confidence: np.ndarray, title: str,
+                top: float, focal_fit: tuple | None) -> None:
+    """Write the map and confidence TIFFs, the overlay PNG (colour bar 0 to `top`) and, given (fit, profile), the profile PNG."""
+    _write_tiff(outdir / f"sigma_{est.name}.tif", sigma, f"{est.label()}, {est.name}")
+    _write_tiff(outdir / f"confidence_{est.name}.tif", confidence, "confidence, 0 to 1")
+    _write_atomic(outdir / f"overlay_{est.name}.png",
+                  lambda tmp: report.overlay_png(tmp, image, sigma, title, (0.0, top), est.label()))
+    if focal_fit is not None:
+        fit, prof = focal_fit
+        _write_atomic(outdir / f"profile_{est.name}.png", lambda tmp: report.profile_png(tmp, prof, fit, est.units))
 
 
 def demo(outdir: Path, method: str | None, shape: tuple[int, int], seed: int) -> dict:
@@ -64,16 +77,9 @@ def demo(outdir: Path, method: str | None, shape: tuple[int, int], seed: int) ->
         summary["error"] = report.errors(sigma, truth)
     _write_tiff(outdir / "micrograph.tif", image, "synthetic SEM micrograph of a tilted specimen")
     _write_tiff(outdir / "sigma_true.tif", truth, "true Gaussian blur sigma, px")
-    _write_tiff(outdir / f"sigma_{est.name}.tif", sigma, f"estimated blur sigma, {est.units}, {est.name}")
-    _write_tiff(outdir / f"confidence_{est.name}.tif", confidence, "confidence, 0 to 1")
     shown = truth if est.units == "px" else sigma
-    limits = (0.0, float(np.nanpercentile(shown, 99.5)))
-    label = est.label()
-    _write_atomic(outdir / f"overlay_{est.name}.png",
-                  lambda tmp: report.overlay_png(tmp, image, sigma, f"{est.name} map", limits, label))
-    if est.units == "px":
-        _write_atomic(outdir / f"profile_{est.name}.png",
-                      lambda tmp: report.profile_png(tmp, prof, fit, est.units))
+    _write_maps(outdir, est, image, sigma, confidence, f"{est.name} map", float(np.nanpercentile(shown, 99.5)),
+                (fit, prof) if est.units == "px" else None)
     _write_atomic(outdir / "summary.json",
                   lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2) + "\n"))
     return summary
@@ -117,7 +123,7 @@ def profile_image(path: Path, outdir: Path, method: str | None, params: dict) ->
     est = get(method)
     if est.inputs:
         raise ValueError(f"method {est.name!r} needs {', '.join(est.inputs)} as well; use it from Python or napari")
-    image = read_image(path)
+    image = as_2d_float(read_image(path))  # grey float32; RGB becomes luminance with a warning
     start = time.perf_counter()
     sigma, confidence = estimate(image, est.name, return_confidence=True, **params)  # checks before writing
     seconds = time.perf_counter() - start
@@ -131,18 +137,14 @@ def profile_image(path: Path, outdir: Path, method: str | None, params: dict) ->
         prof = profile(sigma, fit)
         summary["focal_line"] = {"fit": fit.as_dict(), "hough_check": hough_focal_line(sigma).as_dict()}
         summary["profile"] = prof.as_dict()
-        _write_atomic(outdir / f"profile_{est.name}.png", lambda tmp: report.profile_png(tmp, prof, fit, est.units))
+        focal_fit = (fit, prof)
     else:
+        focal_fit = None
         summary["focal_line"] = None
         summary["note"] = "a relative score has no focal-plane model in px; use a px method for the focal line"
-    _write_tiff(outdir / f"sigma_{est.name}.tif", sigma, est.label())
-    _write_tiff(outdir / f"confidence_{est.name}.tif", confidence, "confidence, 0 to 1")
-    gray = np.asarray(image, dtype=np.float32)
-    gray = gray if gray.ndim == 2 else gray[..., :3].mean(axis=-1)
     finite = sigma[np.isfinite(sigma)]
-    limits = (0.0, float(np.percentile(finite, 99.5)) if finite.size else 1.0)
-    _write_atomic(outdir / f"overlay_{est.name}.png",
-                  lambda tmp: report.overlay_png(tmp, gray, sigma, f"{path.name}: {est.name}", limits, est.label()))
+    _write_maps(outdir, est, image, sigma, confidence, f"{path.name}: {est.name}",
+                float(np.percentile(finite, 99.5)) if finite.size else 1.0, focal_fit)
     _write_atomic(outdir / f"summary_{est.name}.json",
                   lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2) + "\n"))
     return summary
