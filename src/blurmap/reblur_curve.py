@@ -24,8 +24,8 @@ def tile_variance(img: np.ndarray, tile: int) -> tuple[np.ndarray, np.ndarray]:
     return var[::STEP, ::STEP], mean[::STEP, ::STEP]
 
 
-def error_curves(image: np.ndarray, tile: int = 64, radius_max: int = 20) -> np.ndarray:
-    """Return the RMS error (over the tile's std, dimensionless) of each tile against re-blurs of 1 .. radius_max px.
+def error_curves(image: np.ndarray, tile: int = 64, radius_max: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """Return (RMS error over the tile's std against re-blurs of 1 .. radius_max px, dimensionless; tile variance).
 
     Shape (radius_max, rows, columns) on the STEP px grid: tile centres at multiples of STEP.
     The re-blur is a Gaussian of the radius as sigma over the whole tile's context, so tile borders
@@ -39,7 +39,7 @@ def error_curves(image: np.ndarray, tile: int = 64, radius_max: int = 20) -> np.
         diff = img - ndi.gaussian_filter(img, float(r), mode="reflect", truncate=_TRUNCATE)
         curves[k] = ndi.uniform_filter(diff * diff, tile, mode="reflect")[::STEP, ::STEP]
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(textured, np.sqrt(curves / var), np.nan)
+        return np.where(textured, np.sqrt(curves / var), np.nan), var
 
 
 def knee(curves: np.ndarray) -> np.ndarray:
@@ -91,8 +91,7 @@ def reblur_curve(image: np.ndarray, *, tile: int = 64, radius_max: int = 20,
     var / (var + noise**2) of the tile. The top-left corner must lie on the 4 px grid.
     """
     img = np.asarray(image, dtype=np.float64)
-    curves = error_curves(img, tile, radius_max)
+    curves, var = error_curves(img, tile, radius_max)
     score = knee(curves)
-    var, _ = tile_variance(img, tile)
     conf = var / (var + noise**2 + 1e-300)
     return expand_cells(score, STEP, img.shape), expand_cells(conf, STEP, img.shape)
