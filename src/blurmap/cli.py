@@ -1,4 +1,4 @@
-"""The command line: `blurmap demo OUTDIR`, `blurmap profile IMAGE OUTDIR` and `blurmap methods`."""
+"""The command line: `blurmap demo OUTDIR`, `blurmap profile IMAGE OUTDIR`, `blurmap estimate INPUT OUTPUT`, `blurmap methods`."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import numpy as np
 
 from . import report
 from ._validate import as_2d_float
-from .engine import estimate
+from .engine import DEFAULT_CHUNK, estimate
 from .focal import focal, hough_focal_line, profile
 from .registry import DEFAULT, estimators, get
 from .synthetic import sem_sample
@@ -212,6 +212,50 @@ def _shape(text: str) -> tuple[int, int]:
     return h, w
 
 
+def _cluster(args):
+    """Return a dask.distributed Client for --scheduler or --workers, or None for local threads."""
+    if args.scheduler is None and args.workers is None:
+        return None
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise ValueError("--scheduler and --workers need dask.distributed: pip install 'napari-blurmap[cluster]'") \
+            from None
+    if args.scheduler is not None:
+        return Client(args.scheduler)
+    if args.workers < 1:
+        raise ValueError("--workers must be at least 1")
+    return Client(LocalCluster(n_workers=args.workers, threads_per_worker=1, dashboard_address=None))
+
+
+def _estimate_command(args) -> int:
+    """Run `blurmap estimate`; print one summary line; return the exit status."""
+    from .stream import estimate_file
+
+    client = None
+    try:
+        if args.chunk < 64:
+            raise ValueError("--chunk must be at least 64 px")
+        params = parse_params(args.param)
+        client = _cluster(args)
+        done = estimate_file(args.input, args.output, args.method, params, chunk=args.chunk, client=client,
+                             overwrite=args.overwrite, progress=args.progress)
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, OSError) as err:
+        print(f"blurmap estimate: {err}", file=sys.stderr)
+        return 2
+    finally:
+        if client is not None:
+            cluster = client.cluster
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    h, w = done["shape"]
+    print(f"blurmap estimate: {done['method']} on {args.input} ({h} x {w} px, {done['chunks']} chunks) in "
+          f"{done['seconds']:.1f} s, {done['megapixels_per_second']:.2f} MP/s; wrote {args.output} "
+          f"({done['levels']} levels)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     parser = argparse.ArgumentParser(prog="blurmap", description="Measure how blurred each part of an image is.")
@@ -229,8 +273,24 @@ def main(argv: list[str] | None = None) -> int:
     p_prof.add_argument("--method", default=DEFAULT, choices=blind)
     p_prof.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                         help="an estimator parameter (repeatable); 'none' lets it be estimated")
+    p_est = sub.add_parser("estimate", help="write the sigma map of an image of any size (TIFF, Zarr, OME-Zarr, "
+                                            "PNG, JPEG) to OME-Zarr or TIFF, chunk by chunk")
+    p_est.add_argument("input", type=Path)
+    p_est.add_argument("output", type=Path, help="NAME.zarr (OME-Zarr pyramid, sigma and confidence) or NAME.tif")
+    p_est.add_argument("--method", default=DEFAULT, choices=blind)
+    p_est.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                       help="an estimator parameter (repeatable); 'none' lets it be estimated")
+    p_est.add_argument("--chunk", type=int, default=DEFAULT_CHUNK, help=f"chunk side in px (default {DEFAULT_CHUNK})")
+    where = p_est.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="ADDRESS", help="run on this dask.distributed scheduler")
+    where.add_argument("--workers", type=int, metavar="N", help="start a local dask.distributed cluster of N workers")
+    p_est.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    p_est.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                       help="draw a progress bar (default: only on a terminal)")
     sub.add_parser("methods", help="list the registered estimators as a Markdown table")
     args = parser.parse_args(argv)
+    if args.command == "estimate":
+        return _estimate_command(args)
     if args.command == "methods":
         print(methods_table())
         return 0

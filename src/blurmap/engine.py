@@ -95,6 +95,12 @@ def _lazy(prep: Prepared, chunks: tuple[int, int] | None):
     return da.overlap.trim_internal(out, {**depth, 2: 0}, boundary="none")
 
 
+def lazy_maps(image, method: str | None, chunks: tuple[int, int], **params):
+    """Return (lazy (H, W, 2) float32 dask array of sigma and confidence, the parameters used, image-wide ones filled)."""
+    prep = prepare(image, method, **params)
+    return _lazy(prep, chunks), dict(prep.params)
+
+
 def estimate(image, method: str | None = None, *, return_confidence: bool = False,
              chunks: tuple[int, int] | None = None, **params):
     """Return the sigma map (float32, px for "px" methods) of a 2-D image, and its confidence if asked.

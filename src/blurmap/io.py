@@ -1,0 +1,186 @@
+"""Large images on disk: lazy reading of TIFF, Zarr and OME-Zarr (and PNG/JPEG), and OME-Zarr pyramids of maps."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf8")
+PYRAMID_MIN = 256  # px; the pyramid stops at the first level whose longer side is at most this
+SPACE_UNITS = {"angstrom", "nanometer", "micrometer", "millimeter", "centimeter", "meter"}
+
+
+class Source(NamedTuple):
+    """An image opened lazily: its levels (full resolution first, each a 2-D dask array) and its pixel size."""
+
+    levels: list  # dask arrays, level k downsampled about 2**k times
+    scale: tuple[float, float]  # size of a full-resolution pixel along y, x (in `unit`, or 1 px)
+    unit: str | None  # an OME-NGFF space unit, or None when the file gives none
+    name: str
+
+
+def is_zarr(path: Path) -> bool:
+    """Return whether `path` is a Zarr store (a directory with .zarray, .zgroup or zarr.json)."""
+    return path.is_dir() and any((path / f).exists() for f in (".zarray", ".zgroup", "zarr.json"))
+
+
+def _to_2d(array, what: str):
+    """Return a dask array of `array` with its singleton leading axes dropped; refuse real stacks."""
+    import dask.array as da
+
+    a = array if type(array).__module__.startswith("dask") else da.from_zarr(array)
+    while a.ndim > 2 and a.shape[0] == 1:
+        a = a[0]
+    if a.ndim == 3 and a.shape[-1] in (3, 4):  # RGB(A) last: the engine turns it into luminance
+        return a
+    if a.ndim != 2:
+        raise ValueError(f"{what} has shape {tuple(array.shape)}: blurmap measures one 2-D plane; "
+                         "save the plane you want (a stack's planes are estimated one by one)")
+    return a
+
+
+def _multiscales(attrs: dict) -> dict | None:
+    """Return the first OME-NGFF multiscales entry of a group's attributes (v0.4 or v0.5), or None."""
+    ms = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
+    return ms[0] if ms else None
+
+
+def _open_zarr(path: Path) -> Source:
+    """Open a Zarr array, a group holding one, or an OME-Zarr image (its pyramid and pixel size)."""
+    import zarr
+
+    node = zarr.open(str(path), mode="r")
+    if isinstance(node, zarr.Array):
+        return Source([_to_2d(node, str(path))], (1.0, 1.0), None, path.name)
+    ms = _multiscales(dict(node.attrs))
+    if ms is None:
+        arrays = [name for name, _ in node.arrays()]
+        if len(arrays) != 1:
+            raise ValueError(f"{path} is a Zarr group with arrays {arrays}, and no OME-Zarr multiscales "
+                             "to say which is the image; give the array's own path")
+        return Source([_to_2d(node[arrays[0]], f"{path}/{arrays[0]}")], (1.0, 1.0), None, path.name)
+    axes = ms.get("axes", [])
+    names = [a["name"] if isinstance(a, dict) else a for a in axes]
+    levels = [_to_2d(node[d["path"]], f"{path}/{d['path']}") for d in ms["datasets"]]
+    scale, unit = (1.0, 1.0), None
+    transforms = ms["datasets"][0].get("coordinateTransformations", [])
+    for t in transforms:
+        if t.get("type") == "scale":
+            scale = (float(t["scale"][-2]), float(t["scale"][-1]))
+    if len(axes) >= 2 and isinstance(axes[-1], dict):
+        unit = axes[-1].get("unit")
+    if names and names[-2:] != ["y", "x"]:
+        raise ValueError(f"{path}: the last two axes are {names[-2:]}, not y and x")
+    return Source(levels, scale, unit, path.name.removesuffix(".zarr").removesuffix(".ome"))
+
+
+class TiffLevel:
+    """One level of a TIFF as an array dask can slice: it keeps only the path, and opens the file per read.
+
+    tifffile's Zarr store holds an open file and a lock, which cannot travel to a cluster's
+    workers; this object can, and each read touches only the tiles or strips it needs.
+    """
+
+    def __init__(self, path: str, key: str | None, shape: tuple[int, ...], dtype):
+        self.path, self.key, self.shape, self.dtype = path, key, tuple(shape), np.dtype(dtype)
+        self.ndim = len(self.shape)
+
+    def __getitem__(self, index) -> np.ndarray:
+        import tifffile
+        import zarr
+
+        with tifffile.imread(self.path, aszarr=True) as store:
+            node = zarr.open(store, mode="r")
+            return np.asarray((node if self.key is None else node[self.key])[index])
+
+
+def _open_tiff(path: Path, chunk: int = 1024) -> Source:
+    """Open a TIFF lazily through tifffile's Zarr store: tiles or strips are read when a chunk needs them."""
+    import dask.array as da
+    import tifffile
+    import zarr
+
+    try:
+        store = tifffile.imread(path, aszarr=True)
+    except (tifffile.TiffFileError, ValueError) as err:
+        raise ValueError(f"cannot read {path} as a TIFF: {err}") from None
+    with store:
+        node = zarr.open(store, mode="r")
+        keys = [None] if isinstance(node, zarr.Array) else sorted((k for k, _ in node.arrays()), key=int)
+        arrays = [node if k is None else node[k] for k in keys]
+        levels = []
+        for key, arr in zip(keys, arrays):
+            # chunks: whole tiles or strips, about `chunk` px a side; a trailing RGB axis stays whole
+            native = arr.chunks
+            chunks = tuple(max(1, chunk // c) * c if n > 1 else 1 for c, n in zip(native, arr.shape))
+            if arr.ndim == 3 and arr.shape[-1] in (3, 4):
+                chunks = chunks[:2] + (arr.shape[-1],)
+            lazy = da.from_array(TiffLevel(str(path), key, arr.shape, arr.dtype), chunks=chunks, asarray=False,
+                                 name=f"tiff-{path.name}-{key}-{path.stat().st_mtime_ns}")
+            levels.append(_to_2d(lazy, f"{path}" + (f" level {key}" if key else "")))
+    return Source(levels, (1.0, 1.0), None, path.name.split(".")[0])
+
+
+def open_image(path: Path | str) -> Source:
+    """Return the image at `path` opened lazily: TIFF, Zarr, OME-Zarr; PNG, JPEG and others are read whole."""
+    import dask.array as da
+
+    path = Path(path)
+    if is_zarr(path):
+        return _open_zarr(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such image: {path}")
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory but not a Zarr store")
+    if path.suffix.lower() in TIFF_SUFFIXES:
+        return _open_tiff(path)
+    import skimage.io
+
+    try:
+        pixels = skimage.io.imread(path)
+    except (ValueError, OSError) as err:
+        raise ValueError(f"cannot read {path} as an image (TIFF, Zarr, OME-Zarr, PNG or JPEG): {err}") from None
+    return Source([_to_2d(da.from_array(pixels), str(path))], (1.0, 1.0), None, path.stem)
+
+
+def pyramid_shapes(shape: tuple[int, int], smallest: int = PYRAMID_MIN) -> list[tuple[int, int]]:
+    """Return the shapes of a 2 x 2 mean pyramid from `shape` down to a longer side of at most `smallest`."""
+    shapes = [tuple(int(n) for n in shape)]
+    while max(shapes[-1]) > smallest and min(shapes[-1]) >= 2:
+        shapes.append(tuple(n // 2 for n in shapes[-1]))
+    return shapes
+
+
+def _nanmean(a: np.ndarray, axis=None) -> np.ndarray:
+    """Return the mean over `axis` ignoring NaN; NaN (quietly) where all are NaN."""
+    known = np.isfinite(a)
+    count = known.sum(axis=axis)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (np.where(known, a, 0).sum(axis=axis) / count).astype(np.float32)
+
+
+def halve(level):
+    """Return the 2 x 2 mean of a 2-D dask array (NaN ignored; all-NaN blocks stay NaN); an odd last row or column is dropped."""
+    import dask.array as da
+
+    return da.coarsen(_nanmean, level, {0: 2, 1: 2}, trim_excess=True)
+
+
+def ome_multiscales(name: str, n_levels: int, scale: tuple[float, float], unit: str | None) -> dict:
+    """Return an OME-NGFF 0.4 multiscales entry for a y, x pyramid of 2 x 2 means."""
+    axes = [{"name": ax, "type": "space", **({"unit": unit} if unit in SPACE_UNITS else {})} for ax in ("y", "x")]
+    datasets = []
+    for k in range(n_levels):
+        f = 2**k  # a level-k pixel is the mean of f x f pixels: its centre lies (f - 1) / 2 pixels further
+        datasets.append({"path": str(k), "coordinateTransformations": [
+            {"type": "scale", "scale": [scale[0] * f, scale[1] * f]},
+            {"type": "translation", "translation": [scale[0] * (f - 1) / 2, scale[1] * (f - 1) / 2]}]})
+    return {"version": "0.4", "name": name, "axes": axes, "datasets": datasets, "type": "mean"}
+
+
+def describe(meta: dict) -> str:
+    """Return `meta` as the JSON text stored beside a map (TIFF description or Zarr attributes)."""
+    return json.dumps(meta, sort_keys=True)

@@ -1,0 +1,225 @@
+"""Images larger than memory: a sigma map written chunk by chunk to OME-Zarr or TIFF, on threads or a cluster."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import io
+from .engine import DEFAULT_CHUNK, lazy_maps
+from .registry import get
+
+TIFF_TILE = 256  # px; tile side of TIFF output
+
+
+class Progress:
+    """A one-line progress bar with rate and ETA on a terminal (stderr); silent when not a terminal."""
+
+    def __init__(self, total: int, pixels: int, label: str, stream=None, enabled: bool | None = None):
+        self.total, self.pixels, self.label = total, pixels, label
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.done, self.start = 0, time.perf_counter()
+
+    def line(self) -> str:
+        """Return the bar's text: share done, chunks, megapixels per second and time left."""
+        elapsed = time.perf_counter() - self.start
+        share = self.done / self.total if self.total else 1.0
+        rate = share * self.pixels / 1e6 / elapsed if elapsed > 0 else 0.0
+        left = elapsed * (1 - share) / share if share > 0 else float("nan")
+        eta = time.strftime("%H:%M:%S", time.gmtime(left)) if np.isfinite(left) else "--:--:--"
+        bar = "#" * int(30 * share)
+        return f"\r{self.label} [{bar:<30s}] {100 * share:5.1f}% {self.done}/{self.total} chunks {rate:7.2f} MP/s ETA {eta}"
+
+    def advance(self, n: int = 1) -> None:
+        """Count `n` more chunks done and redraw."""
+        self.done += n
+        if self.enabled:
+            self.stream.write(self.line())
+            if self.done >= self.total:
+                self.stream.write("\n")
+            self.stream.flush()
+
+
+def _write_region(block: np.ndarray, targets: list, region: tuple[slice, slice]) -> int:
+    """Write a computed block, (h, w) or (h, w, one per target), into its Zarr arrays at `region`; return 1."""
+    planes = [block] if block.ndim == 2 else [block[..., k] for k in range(block.shape[-1])]
+    for target, plane in zip(targets, planes, strict=True):
+        target[region] = plane
+    return 1
+
+
+def _run(tasks: list, client, progress: Progress) -> None:
+    """Compute delayed tasks, each worth one chunk of progress: on the cluster if `client`, else on threads."""
+    import dask
+    from dask.callbacks import Callback
+
+    if client is not None:
+        from distributed import as_completed
+
+        futures = client.compute(tasks)
+        for future in as_completed(futures):
+            future.result()  # raise a worker's error here
+            progress.advance()
+        return
+    keys = {t.key for t in tasks}
+
+    class Count(Callback):
+        def _posttask(self, key, result, dsk, state, worker_id):
+            if key in keys:
+                progress.advance()
+
+    with Count():
+        dask.compute(*tasks, scheduler="threads", num_workers=os.cpu_count())
+
+
+def _region_tasks(lazy, write, targets: list) -> list:
+    """Return one delayed write per block of `lazy` into `targets`, at that block's place."""
+    import dask
+
+    starts = [np.cumsum((0,) + c) for c in lazy.chunks[:2]]
+    tasks = []
+    for i in range(lazy.numblocks[0]):
+        for j in range(lazy.numblocks[1]):
+            region = (slice(starts[0][i], starts[0][i + 1]), slice(starts[1][j], starts[1][j + 1]))
+            tasks.append(dask.delayed(write, pure=False)(lazy.blocks[i, j], targets, region))
+    return tasks
+
+
+def check_paths(source: Path, output: Path, overwrite: bool) -> None:
+    """Refuse to write over the input, into it, or over an existing output without `overwrite`."""
+    src, out = source.resolve(), output.resolve()
+    if out == src or src in out.parents or out in src.parents:
+        raise ValueError(f"the output {output} would overwrite or sit inside the input {source}; choose another path")
+    if output.exists() and not overwrite:
+        raise FileExistsError(f"{output} exists; pass --overwrite to replace it")
+    if not output.parent.is_dir():
+        raise FileNotFoundError(f"the output's folder {output.parent} does not exist")
+    if output.suffix.lower() not in io.TIFF_SUFFIXES + (".zarr",):
+        raise ValueError(f"the output must end in .zarr (OME-Zarr) or .tif/.tiff, not {output.name!r}")
+
+
+def _move_into_place(tmp: Path, output: Path) -> None:
+    """Replace `output` by `tmp` with renames on one file system: a reader sees the old or the new, never half."""
+    old = None
+    if output.exists():
+        old = output.with_name(f".{output.name}.old-{os.getpid()}")
+        os.replace(output, old)
+    os.replace(tmp, output)
+    if old is not None:
+        shutil.rmtree(old) if old.is_dir() else old.unlink()
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists():
+        path.unlink()
+
+
+def _write_zarr(tmp: Path, lazy, src: io.Source, chunk: tuple[int, int], meta: dict, client, progress) -> int:
+    """Write sigma and confidence pyramids as an OME-Zarr group at `tmp`; return the number of levels."""
+    import dask.array as da
+    import zarr
+
+    shapes = io.pyramid_shapes(lazy.shape[:2])
+    root = zarr.open_group(str(tmp), mode="w", zarr_format=2)
+    conf_group = root.create_group("confidence")
+    levels = {}
+    for group in (root, conf_group):
+        levels[group.path] = [group.create_array(str(k), shape=s, chunks=tuple(min(c, n) for c, n in zip(chunk, s)),
+                                                 dtype="float32", fill_value=np.nan) for k, s in enumerate(shapes)]
+    sig_levels, conf_levels = levels[root.path], levels[conf_group.path]
+    _run(_region_tasks(lazy, _write_region, [sig_levels[0], conf_levels[0]]), client, progress)
+    for k in range(1, len(shapes)):  # each level the 2 x 2 mean of the one written before
+        for lv in (sig_levels, conf_levels):
+            half = io.halve(da.from_zarr(lv[k - 1]))
+            half = half.rechunk(lv[k].chunks)
+            _run(_region_tasks(half, _write_region, [lv[k]]), client, Progress(1, 0, "", enabled=False))
+    name = meta["method"]
+    root.attrs.update({"multiscales": [io.ome_multiscales(f"sigma ({name})", len(shapes), src.scale, src.unit)],
+                       "blurmap": meta})
+    conf_group.attrs.update({"multiscales": [io.ome_multiscales(f"confidence ({name})", len(shapes), src.scale,
+                                                                src.unit)],
+                             "blurmap": {**meta, "label": "confidence, 0 to 1", "value_unit": None}})
+    return len(shapes)
+
+
+def _write_tiff(path: Path, store: Path, description: str) -> None:
+    """Write level 0 of the sigma pyramid in `store` as a tiled BigTIFF with its pyramid as SubIFDs, tile by tile."""
+    import tifffile
+    import zarr
+
+    root = zarr.open_group(str(store), mode="r")
+    n = len(root.attrs["multiscales"][0]["datasets"])
+
+    def tiles(level):
+        h, w = level.shape
+        for y in range(0, h, TIFF_TILE):
+            rows = level[y:y + TIFF_TILE, :]
+            for x in range(0, w, TIFF_TILE):
+                tile = np.full((TIFF_TILE, TIFF_TILE), np.nan, np.float32)
+                part = rows[:, x:x + TIFF_TILE]
+                tile[:part.shape[0], :part.shape[1]] = part
+                yield tile
+
+    with tifffile.TiffWriter(path, bigtiff=True) as tif:
+        for k in range(n):
+            level = root[str(k)]
+            tif.write(tiles(level), shape=level.shape, dtype="float32", tile=(TIFF_TILE, TIFF_TILE),
+                      subifds=n - 1 if k == 0 else None, subfiletype=1 if k else 0,
+                      description=description if k == 0 else None, compression="zlib")
+
+
+def estimate_file(source: Path, output: Path, method: str | None = None, params: dict | None = None, *,
+                  chunk: int = DEFAULT_CHUNK, client=None, overwrite: bool = False,
+                  progress: Callable | bool | None = None) -> dict:
+    """Write the sigma map of a (large) image file to OME-Zarr or TIFF, chunk by chunk; return what was done.
+
+    Written under a hidden temporary name beside `output` and moved into place when whole: a killed
+    run leaves no file under the final name (and a stale hidden one, removed on the next run's
+    failure path or by hand); it is not resumed. `client` is a dask.distributed Client or None for
+    local threads. `progress`: None draws a bar on a terminal only, False never, True always.
+    """
+    est = get(method)
+    params = dict(params or {})
+    if est.inputs:
+        raise ValueError(f"method {est.name!r} needs {', '.join(est.inputs)} as well; use it from Python or napari")
+    check_paths(source, output, overwrite)
+    src = io.open_image(source)
+    image = src.levels[0]
+    start = time.perf_counter()
+    lazy, used = lazy_maps(image, est.name, (chunk, chunk), **params)  # checks parameters before any writing
+    zarr_chunk = (lazy.chunks[0][0], lazy.chunks[1][0])  # chunk starts are multiples of it: no two share a chunk
+    meta = {"method": est.name, "units": est.units, "label": est.label(), "params": used,
+            "value_unit": "px" if est.units == "px" else None, "source": str(source), "blurmap_version": _version()}
+    bar = Progress(lazy.numblocks[0] * lazy.numblocks[1], int(np.prod(image.shape[:2])), f"blurmap {est.name}",
+                   enabled=progress if isinstance(progress, bool) else None)
+    tmp = output.with_name(f".{output.name}.partial-{os.getpid()}")
+    store = tmp if output.suffix.lower() == ".zarr" else output.with_name(f".{output.name}.zarr-{os.getpid()}")
+    try:
+        n_levels = _write_zarr(store, lazy, src, zarr_chunk, meta, client, bar)
+        if store != tmp:
+            _write_tiff(tmp, store, io.describe(meta))
+            _remove(store)
+        _move_into_place(tmp, output)
+    except BaseException:
+        _remove(store)
+        _remove(tmp)
+        raise
+    seconds = time.perf_counter() - start
+    return {**meta, "output": str(output), "shape": list(image.shape[:2]), "levels": n_levels,
+            "chunks": bar.total, "seconds": round(seconds, 2),
+            "megapixels_per_second": round(np.prod(image.shape[:2]) / 1e6 / seconds, 3)}
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__

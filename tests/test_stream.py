@@ -1,0 +1,154 @@
+"""`blurmap estimate` and blurmap.stream: lazy inputs, OME-Zarr and TIFF outputs, atomic writes, a real cluster."""
+
+import io as _io
+import json
+
+import numpy as np
+import pytest
+import tifffile
+import zarr
+
+from blurmap import estimate, synthetic
+from blurmap import stream
+from blurmap.cli import main
+from blurmap.io import open_image
+from blurmap.stream import Progress, estimate_file
+
+
+@pytest.fixture(scope="module")
+def micrograph():
+    image, _ = synthetic.sem_sample((600, 520), seed=11)
+    return image
+
+
+@pytest.fixture
+def tiled_tiff(tmp_path, micrograph):
+    path = tmp_path / "in.tif"
+    tifffile.imwrite(path, micrograph, tile=(128, 128), bigtiff=True)
+    return path
+
+
+def _ome_levels(path):
+    root = zarr.open_group(str(path), mode="r")
+    ms = root.attrs["multiscales"][0]
+    return root, ms, [root[d["path"]][:] for d in ms["datasets"]]
+
+
+def test_tiff_to_ome_zarr_equals_the_in_memory_map(tmp_path, tiled_tiff, micrograph):
+    out = tmp_path / "map.zarr"
+    assert main(["estimate", str(tiled_tiff), str(out), "--chunk", "256"]) == 0
+    root, ms, levels = _ome_levels(out)
+    whole, conf = estimate(micrograph, return_confidence=True)
+    np.testing.assert_allclose(levels[0], whole, atol=1e-4, equal_nan=True)
+    np.testing.assert_allclose(root["confidence/0"][:], conf, atol=1e-4)
+    assert [lv.shape for lv in levels] == [(600, 520), (300, 260), (150, 130)]
+    with np.errstate(all="ignore"):
+        np.testing.assert_allclose(levels[1], np.nanmean(levels[0].reshape(300, 2, 260, 2), axis=(1, 3)), rtol=1e-5)
+    assert ms["datasets"][1]["coordinateTransformations"][0]["scale"] == [2.0, 2.0]
+    assert root.attrs["blurmap"]["method"] == "gradient_ratio" and root.attrs["blurmap"]["value_unit"] == "px"
+    assert root.attrs["blurmap"]["params"]["noise"] > 0  # the image-wide estimate, recorded
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif", "map.zarr"]  # no temporary left
+
+
+def test_tiff_output_is_a_tiled_pyramid_with_its_metadata(tmp_path, tiled_tiff, micrograph):
+    out = tmp_path / "map.tif"
+    assert main(["estimate", str(tiled_tiff), str(out), "--method", "acutance"]) == 0
+    with tifffile.TiffFile(out) as tif:
+        page = tif.pages[0]
+        assert page.is_tiled and len(tif.series[0].levels) == 3
+        assert json.loads(page.description)["method"] == "acutance"
+        np.testing.assert_allclose(page.asarray(), estimate(micrograph, "acutance"), atol=1e-4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif", "map.tif"]
+
+
+def test_zarr_ome_zarr_and_png_inputs(tmp_path, micrograph):
+    plain = tmp_path / "plain.zarr"
+    zarr.open_array(str(plain), mode="w", shape=micrograph.shape, chunks=(200, 200), dtype="f4")[:] = micrograph
+    ome = tmp_path / "ome.zarr"
+    group = zarr.open_group(str(ome), mode="w", zarr_format=2)
+    group.create_array("0", shape=(1,) + micrograph.shape, chunks=(1, 256, 256), dtype="f4")[:] = micrograph[None]
+    group.attrs["multiscales"] = [{"version": "0.4", "axes": [{"name": "c", "type": "channel"},
+                                                               {"name": "y", "type": "space", "unit": "nanometer"},
+                                                               {"name": "x", "type": "space", "unit": "nanometer"}],
+                                   "datasets": [{"path": "0", "coordinateTransformations": [
+                                       {"type": "scale", "scale": [1.0, 2.5, 2.5]}]}]}]
+    src = open_image(ome)
+    assert src.levels[0].shape == micrograph.shape and src.scale == (2.5, 2.5) and src.unit == "nanometer"
+    png = tmp_path / "in.png"
+    import skimage.io
+    skimage.io.imsave(png, (np.clip(micrograph, 0, 1) * 255).astype(np.uint8), check_contrast=False)
+    for source, name in ((plain, "a.zarr"), (ome, "b.zarr"), (png, "c.zarr")):
+        assert main(["estimate", str(source), str(tmp_path / name)]) == 0
+    _, ms, levels = _ome_levels(tmp_path / "b.zarr")
+    assert ms["axes"][0]["unit"] == "nanometer" and ms["datasets"][0]["coordinateTransformations"][0]["scale"] == [2.5, 2.5]
+    np.testing.assert_allclose(_ome_levels(tmp_path / "a.zarr")[2][0], levels[0], atol=1e-6, equal_nan=True)
+
+
+def test_refusals_leave_everything_as_it_was(tmp_path, tiled_tiff, capsys):
+    out = tmp_path / "map.zarr"
+    out.mkdir()
+    (out / "keep").write_text("old")
+    before = tiled_tiff.read_bytes()
+    cases = [
+        ([str(tiled_tiff), str(out)], "exists"),
+        ([str(tiled_tiff), str(tiled_tiff), "--overwrite"], "overwrite or sit inside the input"),
+        ([str(tiled_tiff), str(tmp_path / "map.png")], "must end in .zarr"),
+        ([str(tiled_tiff), str(tmp_path / "new.zarr"), "--param", "window=1"], "window"),
+        ([str(tmp_path / "missing.tif"), str(tmp_path / "new.zarr")], "no such image"),
+    ]
+    for args, message in cases:
+        assert main(["estimate", *args]) == 2
+        assert message in capsys.readouterr().err
+    assert (out / "keep").read_text() == "old" and tiled_tiff.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif", "map.zarr"]
+    assert main(["estimate", str(tiled_tiff), str(out), "--overwrite"]) == 0
+    assert not (out / "keep").exists() and "multiscales" in zarr.open_group(str(out), mode="r").attrs
+
+
+def test_a_stack_is_refused_clearly(tmp_path):
+    stack = tmp_path / "stack.zarr"
+    zarr.open_array(str(stack), mode="w", shape=(3, 64, 64), dtype="f4")[:] = 1.0
+    assert main(["estimate", str(stack), str(tmp_path / "o.zarr")]) == 2
+    assert not (tmp_path / "o.zarr").exists()
+
+
+def test_a_failure_midway_leaves_no_output(tmp_path, tiled_tiff, monkeypatch):
+    calls = []
+
+    def failing(block, targets, region):
+        calls.append(region)
+        if len(calls) == 3:
+            raise RuntimeError("disk full")
+        return original(block, targets, region)
+
+    original = stream._write_region
+    monkeypatch.setattr(stream, "_write_region", failing)
+    with pytest.raises(RuntimeError, match="disk full"):
+        estimate_file(tiled_tiff, tmp_path / "map.zarr", chunk=256)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
+
+
+def test_progress_bar_shows_rate_and_eta_only_where_asked():
+    out = _io.StringIO()
+    bar = Progress(4, 4_000_000, "blurmap x", stream=out)
+    bar.advance()
+    assert out.getvalue() == ""  # not a terminal: quiet
+    bar = Progress(4, 4_000_000, "blurmap x", stream=out, enabled=True)
+    for _ in range(4):
+        bar.advance()
+    text = out.getvalue()
+    assert "ETA" in text and "4/4 chunks" in text and "100.0%" in text and text.endswith("\n")
+
+
+def test_two_worker_local_cluster_equals_one_process(tmp_path, tiled_tiff):
+    distributed = pytest.importorskip("distributed")
+    single, clustered = tmp_path / "one.zarr", tmp_path / "two.zarr"
+    estimate_file(tiled_tiff, single, chunk=256, progress=False)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        assert len(client.scheduler_info()["workers"]) == 2
+        done = estimate_file(tiled_tiff, clustered, chunk=256, client=client, progress=False)
+    assert done["chunks"] == 6  # 3 x 2 chunks of 256 px and more
+    a, b = zarr.open_group(str(single), mode="r"), zarr.open_group(str(clustered), mode="r")
+    for key in ("0", "1", "2", "confidence/0"):
+        np.testing.assert_array_equal(a[key][:], b[key][:])
