@@ -48,3 +48,24 @@ def show_sigma(viewer, source, sigma: np.ndarray, confidence: np.ndarray, method
                                  blending="translucent", opacity=0.7, metadata=metadata, **placement)
     layer.colorbar.visible = True
     return layer
+
+
+def show_sigma_pyramid(viewer, source, pyramid):
+    """Add a lazy multiscale sigma layer over `source` (a large image); its overview fills as it is computed."""
+    est = get(pyramid.method)
+    name = layer_name(source.name, est.name)
+    if name in viewer.layers:
+        viewer.layers.remove(name)
+    placement = {"scale": source.scale, "translate": source.translate, "rotate": source.rotate,
+                 "shear": source.shear}
+    metadata = {"blurmap": {"method": est.name, "params": dict(pyramid.params), "unit": est.units,
+                            "label": est.label(), "source": source.name, "confidence": None,
+                            "higher_is_sharper": est.units == "relative" and est.higher_is_sharper,
+                            "pyramid": True}}
+    limits = (0.0, 4.0) if est.units == "px" else (0.0, 1.0)  # until the overview is known; never computed here
+    multiscale = len(pyramid.levels) > 1
+    layer = viewer.add_image(pyramid.levels if multiscale else pyramid.levels[0], multiscale=multiscale, name=name, colormap=COLORMAP,
+                             contrast_limits=limits, blending="translucent", opacity=0.7, metadata=metadata,
+                             **placement)
+    layer.colorbar.visible = True
+    return layer

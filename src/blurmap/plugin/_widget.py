@@ -11,7 +11,10 @@ from napari.utils.notifications import show_error, show_info
 from .. import engine
 from .._validate import check_2d
 from ..registry import DEFAULT, Param, estimators, get
-from ._layers import show_sigma
+from ..pyramid import SigmaPyramid
+from ._layers import contrast_limits, show_sigma, show_sigma_pyramid
+
+LARGE_PIXELS = 4096 * 4096  # px; above this (or for a multiscale layer) the map is a lazy multiscale layer
 
 _BIG = 1e9  # spin-box bound standing for "no upper limit"
 
@@ -45,6 +48,16 @@ def _compute(data, method: str, params: dict):
     except (TypeError, ValueError) as err:
         return str(err)
     return last
+
+
+def _compute_pyramid(pyramid: SigmaPyramid):
+    """Fill the pyramid's overview chunk by chunk, yielding after each; return the pyramid or an error message."""
+    try:
+        for done in pyramid.fill_overview():
+            yield done
+    except (TypeError, ValueError) as err:
+        return str(err)
+    return pyramid
 
 
 class SigmaMapWidget(Container):
@@ -118,6 +131,9 @@ class SigmaMapWidget(Container):
         except (TypeError, ValueError) as err:
             self._fail(str(err))
             return
+        if int(np.prod(shape)) > LARGE_PIXELS or layer.multiscale:
+            self._run_pyramid(layer, data, method, params)
+            return
         total = engine.tile_count(data.shape[:2], method, **params)
         self.status.value = f"computing {method} on {layer.name} ..."
         self.worker = create_worker(_compute, data, method, params,
@@ -128,6 +144,45 @@ class SigmaMapWidget(Container):
         self.run_button.enabled = False
         self.cancel_button.enabled = True
         self.worker.start()
+
+    def _run_pyramid(self, layer, data, method: str, params: dict) -> None:
+        """Lay a lazy multiscale map over a large image at once; fill its overview in a worker thread.
+
+        Finer levels are computed by napari for what is on screen; every level is the exact block
+        mean of the full-resolution map, so zooming never changes what a region reads.
+        """
+        try:
+            pyramid = SigmaPyramid(data, method, params)  # checks the parameters, estimates noise on a sample
+        except (TypeError, ValueError) as err:
+            self._fail(str(err))
+            return
+        self.pyramid_layer = show_sigma_pyramid(self._viewer, layer, pyramid)
+        self.status.value = f"computing the overview of {method} on {layer.name} ..."
+        self.worker = create_worker(_compute_pyramid, pyramid,
+                                    _progress={"total": pyramid.n_chunks, "desc": f"blurmap: {method} overview"})
+        self.worker.yielded.connect(lambda _: self.pyramid_layer.refresh())
+        self.worker.returned.connect(lambda result: self._pyramid_done(result))
+        self.worker.errored.connect(lambda err: self._fail(str(err)))
+        self.worker.finished.connect(self._finished)
+        self.run_button.enabled = False
+        self.cancel_button.enabled = True
+        self.worker.start()
+
+    def _pyramid_done(self, result) -> None:
+        if isinstance(result, str):
+            self._fail(result)
+            return
+        if result is None:
+            return
+        limits = contrast_limits(result.overview, get(result.method).units)
+        self.pyramid_layer.contrast_limits_range = limits
+        self.pyramid_layer.contrast_limits = limits
+        self.pyramid_layer.refresh()
+        finite = result.overview[np.isfinite(result.overview)]
+        est = get(result.method)
+        self.status.value = (f"median sigma {np.median(finite):.2f} {est.units} (overview)" if finite.size
+                             else "no texture found: sigma unknown everywhere")
+        show_info(f"blurmap: {self.status.value}")
 
     def cancel(self, *_) -> None:
         """Stop the running computation after the tile in progress; nothing is added."""

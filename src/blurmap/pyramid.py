@@ -1,0 +1,77 @@
+"""A sigma map of a large image as a lazy multiscale pyramid whose every level is an exact block mean of full resolution."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+
+from .engine import DEFAULT_CHUNK, lazy_maps
+from .io import halve
+
+OVERVIEW_SIDE = 1024  # px; the overview is the first level whose longer side is at most this
+
+
+def _is_dask(a) -> bool:
+    return type(a).__module__.startswith("dask")
+
+
+class SigmaPyramid:
+    """Lazy levels of the sigma map (full resolution first, each a dask array) and an overview filled chunk by chunk.
+
+    Level k is the 2**k x 2**k mean of the full-resolution map (NaN ignored), so a region reads
+    the same at every zoom; a level's chunk needs only the full-resolution chunks under it,
+    which is what lets a viewer compute just what is on screen. Coarse levels are not estimated
+    from a downsampled image: that cannot see blur below about a third of the downsampling
+    factor (benchmarks/large.py measures the difference).
+    """
+
+    def __init__(self, image, method: str | None, params: dict, chunk: int = DEFAULT_CHUNK,
+                 overview_side: int | None = None):
+        import dask.array as da
+
+        img = image if _is_dask(image) else da.from_array(image, chunks=(chunk, chunk))
+        self.maps, self.params = lazy_maps(img, method, (chunk, chunk), **params)
+        self.method = method
+        self.levels = [self.maps[..., 0]]
+        overview_side = overview_side or OVERVIEW_SIDE
+        while max(self.levels[-1].shape) > overview_side and min(self.levels[-1].shape) >= 2:
+            self.levels.append(halve(self.levels[-1]))
+        self.factor = 2 ** (len(self.levels) - 1)  # full-resolution px per overview px, along each axis
+        self.overview = np.full(self.levels[-1].shape, np.nan, dtype=np.float32)
+        if len(self.levels) > 1:
+            self.levels[-1] = self.overview  # what the viewer shows zoomed out: filled as chunks complete
+        self._sum = np.zeros(self.overview.size)
+        self._count = np.zeros(self.overview.size)
+
+    @property
+    def n_chunks(self) -> int:
+        """Return how many full-resolution chunks the overview needs (all of them)."""
+        return int(self.maps.numblocks[0] * self.maps.numblocks[1])
+
+    def _add(self, sigma: np.ndarray, y0: int, x0: int) -> None:
+        """Add a full-resolution block at (y0, x0) to the overview's block sums; refresh the overview."""
+        f = self.factor
+        h, w = self.overview.shape
+        ys = (y0 + np.arange(sigma.shape[0])) // f
+        xs = (x0 + np.arange(sigma.shape[1])) // f
+        keep_y, keep_x = ys < h, xs < w  # a last odd row or column is dropped, as halve does
+        block = sigma[keep_y][:, keep_x]
+        index = (ys[keep_y][:, None] * w + xs[keep_x][None, :]).ravel()
+        known = np.isfinite(block).ravel()
+        self._sum += np.bincount(index[known], weights=block.ravel()[known], minlength=self._sum.size)
+        self._count += np.bincount(index[known], minlength=self._count.size)
+        touched = np.unique(index)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self.overview.ravel()[touched] = self._sum[touched] / self._count[touched]
+
+    def fill_overview(self) -> Iterator[int]:
+        """Compute every full-resolution chunk once, in row order, adding it to the overview; yield chunks done."""
+        starts = [np.cumsum((0,) + c) for c in self.maps.chunks[:2]]
+        done = 0
+        for i in range(self.maps.numblocks[0]):
+            for j in range(self.maps.numblocks[1]):
+                block = self.maps.blocks[i, j].compute(scheduler="threads")
+                self._add(block[..., 0], int(starts[0][i]), int(starts[1][j]))
+                done += 1
+                yield done

@@ -1,0 +1,87 @@
+"""Large images: the lazy sigma pyramid, the npe2 reader, and the multiscale layer the widget lays (GUI under Xvfb)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from blurmap import estimate, synthetic
+from blurmap.pyramid import SigmaPyramid
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def image():
+    return synthetic.sem_sample((700, 600), seed=12)[0]
+
+
+def _block_mean(a, f):
+    h, w = a.shape[0] // f, a.shape[1] // f
+    with np.errstate(all="ignore"):
+        return np.nanmean(a[:h * f, :w * f].reshape(h, f, w, f), axis=(1, 3))
+
+
+def test_pyramid_levels_are_block_means_and_stay_lazy(image):
+    pyramid = SigmaPyramid(image, "gradient_ratio", {}, chunk=256, overview_side=100)
+    assert [lv.shape for lv in pyramid.levels] == [(700, 600), (350, 300), (175, 150), (87, 75)]
+    assert all(type(lv).__module__.startswith("dask") for lv in pyramid.levels[:-1])  # nothing computed yet
+    assert np.isnan(pyramid.overview).all()
+    done = list(pyramid.fill_overview())
+    assert done[-1] == pyramid.n_chunks == 9
+    full = estimate(image)
+    np.testing.assert_allclose(pyramid.overview, _block_mean(full, 8), atol=1e-4, equal_nan=True)
+    np.testing.assert_allclose(pyramid.levels[1][100:200, 50:150].compute(), _block_mean(full, 2)[100:200, 50:150],
+                               atol=1e-4, equal_nan=True)
+
+
+def test_reader_opens_large_tiffs_and_ome_zarr_and_leaves_small_files(tmp_path, image, monkeypatch):
+    from blurmap.cli import main
+    from blurmap.plugin import _reader
+
+    small = tmp_path / "small.tif"
+    tifffile.imwrite(small, image)
+    assert _reader.get_reader(str(small)) is None  # napari's own reader does this well
+    monkeypatch.setattr(_reader, "LARGE_PIXELS", 100_000)
+    monkeypatch.setattr(_reader, "DISPLAY_MIN", 200)
+    big = tmp_path / "big.tif"
+    tifffile.imwrite(big, image, tile=(128, 128))
+    reader = _reader.get_reader(str(big))
+    assert reader is not None
+    [(data, meta, kind)] = reader(str(big))
+    assert kind == "image" and meta["multiscale"] and [d.shape for d in data] == [(700, 600), (350, 300), (175, 150)]
+    assert type(data[0]).__module__.startswith("dask")
+    np.testing.assert_array_equal(np.asarray(data[1]), image[::2, ::2])
+    out = tmp_path / "map.zarr"
+    assert main(["estimate", str(big), str(out), "--chunk", "256"]) == 0
+    [(levels, meta, _)] = _reader.get_reader(str(out))(str(out))
+    assert meta["multiscale"] and len(levels) == 3 and levels[0].shape == (700, 600)
+    assert _reader.get_reader(str(tmp_path / "missing.tif")) is None
+
+
+@pytest.mark.gui
+def test_widget_lays_a_lazy_multiscale_layer_over_a_large_image(make_napari_viewer, qtbot, npe2pm, image,
+                                                                monkeypatch):
+    pytest.importorskip("napari")
+    pytest.importorskip("qtpy")
+    from blurmap.plugin import _widget
+    from blurmap import pyramid as pyr
+
+    monkeypatch.setattr(_widget, "LARGE_PIXELS", 100_000)
+    monkeypatch.setattr(pyr, "OVERVIEW_SIDE", 100)
+    with npe2pm.tmp_plugin(manifest=str(ROOT / "napari.yaml")):
+        viewer = make_napari_viewer()
+        source = viewer.add_image(image, name="big", scale=(2.0, 2.0))
+        before = image.copy()
+        _, widget = viewer.window.add_plugin_dock_widget("napari-blurmap", "Sigma map")
+        widget.image.value = source
+        widget.run()
+        layer = viewer.layers["big sigma (gradient_ratio)"]  # there before any chunk is computed
+        assert layer.multiscale and len(layer.data) == 4
+        qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=120_000)
+    np.testing.assert_array_equal(layer.scale, (2.0, 2.0))
+    np.testing.assert_allclose(np.asarray(layer.data[-1]), _block_mean(estimate(image), 8), atol=1e-4, equal_nan=True)
+    assert layer.contrast_limits[0] == 0 and 1 < layer.contrast_limits[1] < 10
+    assert "median sigma" in widget.status.value
+    np.testing.assert_array_equal(source.data, before)
