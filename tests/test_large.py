@@ -85,3 +85,9 @@ def test_widget_lays_a_lazy_multiscale_layer_over_a_large_image(make_napari_view
     assert layer.contrast_limits[0] == 0 and 1 < layer.contrast_limits[1] < 10
     assert "median sigma" in widget.status.value
     np.testing.assert_array_equal(source.data, before)
+    with npe2pm.tmp_plugin(manifest=str(ROOT / "napari.yaml")):
+        _, dock = viewer.window.add_plugin_dock_widget("napari-blurmap", "Focal profile")
+    viewer.layers.selection.active = layer
+    assert dock.fit is not None and 0.2 < dock.fit.position < 0.6  # fitted on the overview, not level 0
+    line = viewer.layers["big sigma (gradient_ratio) focal line"]
+    np.testing.assert_array_equal(line.scale, (16.0, 16.0))  # overview px of 8 full px, each 2 world units

@@ -57,7 +57,9 @@ class FocalProfileDock(QWidget):
 
     def show_layer(self, layer, unit: str) -> None:
         """Fit the focal line of a sigma layer, plot its profile and draw the line as a Shapes layer."""
-        sigma = np.asarray(layer.data, dtype=np.float64)
+        # a large map's layer is a lazy pyramid: fit its overview (computed), never its full resolution
+        sigma = np.asarray(layer.data[-1] if layer.multiscale else layer.data, dtype=np.float64)
+        factor = layer.data[0].shape[-1] / sigma.shape[-1] if layer.multiscale else 1.0
         try:
             fit = focal(sigma)
             prof = profile(sigma, fit)
@@ -68,12 +70,13 @@ class FocalProfileDock(QWidget):
         self.figure.clear()
         profile_axes(self.figure.add_subplot(), prof, fit, unit)
         self.canvas.draw_idle()
-        self.status.setText(f"{layer.name}: R² {fit.r_squared:.2f}, RMSE {fit.rmse:.2f} {unit}")
-        self._draw_line(layer, fit)
+        note = f"; fitted on the overview, distances in its px ({factor:g} px each)" if factor != 1 else ""
+        self.status.setText(f"{layer.name}: R² {fit.r_squared:.2f}, RMSE {fit.rmse:.2f} {unit}{note}")
+        self._draw_line(layer, fit, sigma.shape, factor)
 
-    def _draw_line(self, layer, fit: FocalFit) -> None:
+    def _draw_line(self, layer, fit: FocalFit, shape: tuple[int, int], factor: float = 1.0) -> None:
         name = focal_line_name(layer.name)
-        line = line_endpoints(layer.data.shape, fit)
+        line = line_endpoints(shape, fit)
         self._busy = True  # adding a layer selects it; keep the sigma layer selected
         try:
             if name in self._viewer.layers:
@@ -83,6 +86,8 @@ class FocalProfileDock(QWidget):
                 shapes = self._viewer.add_shapes([line], shape_type="line", name=name, edge_color="cyan",
                                                  edge_width=3)
                 self._viewer.layers.selection.active = layer
-            shapes.scale, shapes.translate = layer.scale, layer.translate
+            # an overview pixel is the mean of factor x factor pixels: its centre lies (factor - 1) / 2 further
+            shapes.scale = np.asarray(layer.scale) * factor
+            shapes.translate = np.asarray(layer.translate) + np.asarray(layer.scale) * (factor - 1) / 2
         finally:
             self._busy = False
