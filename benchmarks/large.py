@@ -73,6 +73,7 @@ def make_specimen(path: Path, side: int) -> float:
     n = -(-side // TILE)
     jobs = [(r, c, side) for r in range(n) for c in range(n)]
     tmp = path.with_name(path.name + ".partial")
+    _texture()  # made once here, inherited by the forked workers
     with multiprocessing.get_context("fork").Pool(2) as pool:
         tifffile.imwrite(tmp, pool.imap(make_tile, jobs, chunksize=4), shape=(side, side), dtype=np.uint16,
                          tile=(TILE, TILE), bigtiff=True)
@@ -173,13 +174,13 @@ def main() -> None:
     costs = {}
     for side in args.sides:
         tif = args.dir / f"specimen_{side}.tif"
-        made = make_specimen(tif, side) if not tif.exists() else 0.0
+        made = f"{make_specimen(tif, side):7.0f}" if not tif.exists() else "reused"
         out = args.dir / f"map_{side}.zarr"
         seconds, peak, _ = run_cli([str(tif), str(out), "--method", args.method, "--chunk", str(args.chunk),
                                     "--overwrite"])
         mp = side * side / 1e6
         costs[side] = seconds / mp
-        print(f"{side:6d} {mp:7.1f} {made:7.0f} {seconds:7.1f} {mp / seconds:6.2f} {1e6 * seconds / (mp * 1e6):6.3f} "
+        print(f"{side:6d} {mp:7.1f} {made:>7s} {seconds:7.1f} {mp / seconds:6.2f} {1e6 * seconds / (mp * 1e6):6.3f} "
               f"{peak:8.0f} {base / (mp / seconds):11.2f}x", flush=True)
     if len(costs) > 1:
         lo, hi = min(costs.values()), max(costs.values())

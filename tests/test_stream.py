@@ -115,16 +115,17 @@ def test_a_stack_is_refused_clearly(tmp_path):
 def test_a_failure_midway_leaves_no_output(tmp_path, tiled_tiff, monkeypatch):
     calls = []
 
-    def failing(block, targets, region):
-        calls.append(region)
+    def failing(block, full, half, block_info=None):
+        calls.append(block_info)
         if len(calls) == 3:
             raise RuntimeError("disk full")
-        return original(block, targets, region)
+        return original(block, full, half, block_info=block_info)
 
-    original = stream._write_region
-    monkeypatch.setattr(stream, "_write_region", failing)
+    original = stream._write_block
+    monkeypatch.setattr(stream, "_write_block", failing)
     with pytest.raises(RuntimeError, match="disk full"):
         estimate_file(tiled_tiff, tmp_path / "map.zarr", chunk=256)
+    assert len(calls) >= 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
 
 
