@@ -115,11 +115,11 @@ def test_a_stack_is_refused_clearly(tmp_path):
 def test_a_failure_midway_leaves_no_output(tmp_path, tiled_tiff, monkeypatch):
     calls = []
 
-    def failing(block, full, half, block_info=None):
+    def failing(block, full, half, notify=None, block_info=None):
         calls.append(block_info)
         if len(calls) == 3:
             raise RuntimeError("disk full")
-        return original(block, full, half, block_info=block_info)
+        return original(block, full, half, notify, block_info=block_info)
 
     original = stream._write_block
     monkeypatch.setattr(stream, "_write_block", failing)
@@ -139,6 +139,15 @@ def test_progress_bar_shows_rate_and_eta_only_where_asked():
         bar.advance()
     text = out.getvalue()
     assert "ETA" in text and "4/4 chunks" in text and "100.0%" in text and text.endswith("\n")
+
+
+def test_a_real_run_draws_one_step_per_chunk(tmp_path, tiled_tiff, monkeypatch):
+    out = _io.StringIO()
+    out.isatty = lambda: True  # as on a terminal
+    monkeypatch.setattr(stream.sys, "stderr", out)
+    done = estimate_file(tiled_tiff, tmp_path / "map.zarr", chunk=256)
+    last = out.getvalue().split("\r")[-1]
+    assert f"{done['chunks']}/{done['chunks']} chunks" in last and "ETA" in last
 
 
 def test_two_worker_local_cluster_equals_one_process(tmp_path, tiled_tiff):

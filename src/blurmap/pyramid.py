@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Iterator
 
 import numpy as np
@@ -66,12 +67,17 @@ class SigmaPyramid:
             self.overview.ravel()[touched] = self._sum[touched] / self._count[touched]
 
     def fill_overview(self) -> Iterator[int]:
-        """Compute every full-resolution chunk once, in row order, adding it to the overview; yield chunks done."""
+        """Compute every full-resolution chunk once, a few at a time on all cores, adding each to the overview; yield chunks done."""
+        import dask
+
         starts = [np.cumsum((0,) + c) for c in self.maps.chunks[:2]]
+        places = [(i, j) for i in range(self.maps.numblocks[0]) for j in range(self.maps.numblocks[1])]
+        batch = max(1, os.cpu_count() or 1)
         done = 0
-        for i in range(self.maps.numblocks[0]):
-            for j in range(self.maps.numblocks[1]):
-                block = self.maps.blocks[i, j].compute(scheduler="threads")
+        for k in range(0, len(places), batch):
+            group = places[k:k + batch]
+            blocks = dask.compute(*[self.maps.blocks[i, j] for i, j in group], scheduler="threads")
+            for (i, j), block in zip(group, blocks):
                 self._add(block[..., 0], int(starts[0][i]), int(starts[1][j]))
                 done += 1
                 yield done
