@@ -10,6 +10,7 @@ import numpy as np
 from . import acutance as _ac
 from . import difference as _df
 from . import gradient_ratio as _gr
+from . import learned as _lr
 from . import log_scale as _ls
 from . import reblur_curve as _rb
 from . import reference as _rf
@@ -290,6 +291,21 @@ register(Estimator(
                  "1 .. 20 px; the knee where the best two-line fit's lines cross. Higher is blurrier, in px "
                  "of re-blur radius; a relative score (it also grows with the texture's own scale)."),
     prepare=_prepare_white_noise,
+))
+
+register(Estimator(
+    name="learned",
+    title="Learned regressor",
+    func=_lr.learned,
+    units="px",
+    params=_NOISE_MODEL,
+    halo_for_params=lambda p: _lr.halo(),
+    align=_gr.BLOCK,
+    description=("Seed 002 as a regression: a small fully convolutional network on the 4 px grid, fed "
+                 "gain-free log ratios of gradient and Laplacian energies over re-blurs of 0 .. 4 px and "
+                 "the noise's share, regresses log sigma and its variance (the confidence). Trained on "
+                 "synthetic data apart from the benchmark (training/train_learned.py); numpy inference."),
+    prepare=_prepare_noise,
 ))
 
 DEFAULT = "gradient_ratio"

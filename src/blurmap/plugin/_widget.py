@@ -242,6 +242,13 @@ class ReblurCurveDock(SigmaMapWidget):
         super().__init__(napari_viewer, method="reblur_curve")
 
 
+class LearnedDock(SigmaMapWidget):
+    """The dock widget of the learned estimator alone (a trained network, px)."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
+        super().__init__(napari_viewer, method="learned")
+
+
 class ReferenceDock(SigmaMapWidget):
     """The dock widget of the reference estimator alone: fit against a sharp image of the same field."""
 

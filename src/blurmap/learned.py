@@ -1,0 +1,140 @@
+"""A learned sigma regressor (seed 002, done as a regression): fixed scale-space energies, then a small FCN.
+
+The network's first stage is fixed, not learned: per 4 x 4 block, the gradient and Laplacian
+energies of the image re-blurred by SCALES px, read as log ratios of one another (so gain cancels
+exactly) beside the noise's share of them, block by block and pooled over about 16 px. Filters a
+first convolution layer would learn for this task look like these Gaussian derivatives; fixing
+them makes the map invariant to gain by construction and costs a few separable passes. A fully
+convolutional network of four layers on the 4 px grid then regresses, per block, the natural log
+of sigma and the log variance of that estimate (trained by Gaussian negative log likelihood, so
+its variance is an honest uncertainty). Its weights ship in ``learned.npz``, trained by
+``training/train_learned.py`` with PyTorch; inference here is numpy and scipy only.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from .gradient_ratio import (BLOCK, RELATIVE_FLOOR, _block_mean, _box2, _gradient_energy, _laplacian_energy,
+                             _upsample, noise_energy)
+
+SCALES = (0.0, 0.7, 1.4, 2.1, 2.8, 4.0)  # px; re-blurs whose energies are the network's input
+POOL = 5  # coarse px; width of the box (applied twice) of the pooled copy of every feature
+N_FEATURES = 2 * (2 * len(SCALES))  # block and pooled copies of: 5 gradient ratios, 6 curvatures, noise
+LOG_CLIP = (-20.0, 8.0)  # log ratios are clipped here: flat blocks give log(0)
+SIGMA_RANGE = (0.05, 20.0)  # px; the map is clipped to this
+CONF_STD = 0.15  # predicted std of log sigma at which the confidence is 0.5
+_TRUNCATE = 4.0
+WEIGHTS = "learned.npz"
+
+
+def _log_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """Return log(num / den), clipped to LOG_CLIP (both non-negative; 0 / 0 gives the lower clip)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.log(num) - np.log(den)
+    return np.clip(np.nan_to_num(r, nan=LOG_CLIP[0], posinf=LOG_CLIP[1], neginf=LOG_CLIP[0]), *LOG_CLIP)
+
+
+def _ratios(grad: list[np.ndarray], lap: list[np.ndarray], noise: np.ndarray) -> list[np.ndarray]:
+    """Return the gain-free channels: log(G_s / G_0) for s > 0, log(L_s / G_s), log(noise / G_0)."""
+    return ([_log_ratio(g, grad[0]) for g in grad[1:]] + [_log_ratio(lp, g) for lp, g in zip(lap, grad)]
+            + [_log_ratio(noise, grad[0])])
+
+
+def features(image: np.ndarray, noise: float = 0.0, shot_noise: float = 0.0,
+             dark_level: float = 0.0) -> np.ndarray:
+    """Return the network's input, (N_FEATURES, ceil(h/4), ceil(w/4)) float32 log ratios, one per 4 x 4 block.
+
+    The noise variance is noise**2 + shot_noise * (local mean - dark_level) in image units. The
+    top-left corner of `image` must lie on the global 4 px grid (the engine sees to it).
+    """
+    img = np.asarray(image, dtype=np.float32)
+    local_mean = _block_mean(img)
+    floor = (RELATIVE_FLOOR * np.abs(local_mean)) ** 2 + 1e-30  # as in gradient_ratio: round-off of flat areas
+    q_unit = np.maximum(noise * noise + shot_noise * np.maximum(local_mean - dark_level, 0.0), floor)
+    grad, lap = [], []
+    for s in SCALES:
+        g = ndi.gaussian_filter(img, s, mode="reflect", truncate=_TRUNCATE) if s > 0 else img
+        grad.append(_block_mean(_gradient_energy(g)) + floor)
+        lap.append(_block_mean(_laplacian_energy(g)) + floor)
+    q0 = q_unit * noise_energy(0.0)
+    block = _ratios(grad, lap, q0)
+    pooled = _ratios([_box2(g, POOL) for g in grad], [_box2(lp, POOL) for lp in lap], _box2(q0, POOL))
+    return np.stack(block + pooled).astype(np.float32)
+
+
+@lru_cache(maxsize=None)
+def load_weights(path: str | None = None) -> dict[str, np.ndarray]:
+    """Return the network's arrays (feature mean and std, conv weights and biases) from the shipped .npz."""
+    if path is None:
+        with resources.files("blurmap").joinpath(WEIGHTS).open("rb") as f:
+            data = np.load(f)
+            return {k: data[k] for k in data.files}
+    data = np.load(path)
+    return {k: data[k] for k in data.files}
+
+
+def layer_specs(weights: dict[str, np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, int]]:
+    """Return (weight (out, in, k, k), bias, dilation) of each conv layer, in order."""
+    n = int(weights["n_layers"])
+    return [(weights[f"w{i}"], weights[f"b{i}"], int(weights[f"dilation{i}"])) for i in range(n)]
+
+
+def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, dilation: int = 1) -> np.ndarray:
+    """Return the convolution (cross-correlation) of x (in, h, w) with weight (out, in, k, k), reflected borders."""
+    c, h, w = x.shape
+    out_c, in_c, k, _ = weight.shape
+    if in_c != c:
+        raise ValueError(f"layer expects {in_c} channels, got {c}")
+    pad = dilation * (k // 2)
+    if pad:
+        if min(h, w) <= pad:  # reflection needs more rows than it mirrors
+            x = np.pad(x, ((0, 0), (pad, pad), (pad, pad)), mode="symmetric")
+        else:
+            x = np.pad(x, ((0, 0), (pad, pad), (pad, pad)), mode="reflect")
+    out = np.empty((out_c, h * w), dtype=np.float32)
+    out[:] = bias[:, None]
+    for dy in range(k):
+        for dx in range(k):
+            tap = x[:, dy * dilation:dy * dilation + h, dx * dilation:dx * dilation + w].reshape(c, h * w)
+            out += weight[:, :, dy, dx] @ tap
+    return out.reshape(out_c, h, w)
+
+
+def network(feats: np.ndarray, weights: dict[str, np.ndarray]) -> np.ndarray:
+    """Return the network's output (2, h, w): natural log of sigma (px) and the log variance of that log."""
+    x = (feats - weights["mean"][:, None, None]) / weights["std"][:, None, None]
+    x = x.astype(np.float32)
+    specs = layer_specs(weights)
+    for i, (w, b, d) in enumerate(specs):
+        x = conv2d(x, w, b, d)
+        if i < len(specs) - 1:
+            np.maximum(x, 0.0, out=x)
+    return x
+
+
+def halo(weights: dict[str, np.ndarray] | None = None) -> int:
+    """Return the context (px, a multiple of 4) each side of a tile: filters, pooling, the network, interpolation."""
+    full_res = int(_TRUNCATE * max(SCALES) + 0.5) + 1  # re-blur plus the derivatives, in full pixels
+    coarse = -(-full_res // BLOCK) + 2 * (POOL // 2)  # blocks touched, then the pooled copy's two box passes
+    coarse += sum(d * (w.shape[-1] // 2) for w, _, d in layer_specs(weights or load_weights()))
+    return BLOCK * (coarse + 2)  # + interpolation and one block to spare
+
+
+def learned(image: np.ndarray, *, noise: float = 0.0, shot_noise: float = 0.0,
+            dark_level: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Return (sigma map in px, confidence in [0, 1]) for a 2-D float image tile.
+
+    The confidence is 1 / (1 + (s / CONF_STD)**2), s the network's predicted standard deviation
+    of log sigma: 0.5 where it expects a 15% error. The noise model is as in ``features``.
+    """
+    out = network(features(image, noise, shot_noise, dark_level), load_weights())
+    sigma = np.clip(np.exp(out[0]), *SIGMA_RANGE)
+    std = np.exp(0.5 * np.clip(out[1], -20.0, 20.0))
+    conf = 1.0 / (1.0 + (std / CONF_STD) ** 2)
+    shape = np.shape(image)
+    return _upsample(sigma, shape), _upsample(conf, shape)

@@ -1,0 +1,98 @@
+"""The learned estimator: shipped weights, numpy against torch, chunking, gain, bad input."""
+
+import sys
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from blurmap import blur, estimate, estimators, synthetic
+from blurmap.learned import N_FEATURES, conv2d, features, load_weights, network
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_shipped_weights_load_and_fit_the_features():
+    weights = load_weights()
+    assert weights["w0"].shape[1] == N_FEATURES == weights["mean"].size == weights["std"].size
+    assert weights[f"w{int(weights['n_layers']) - 1}"].shape[0] == 2  # log sigma and its log variance
+    assert all(np.isfinite(weights[k]).all() for k in weights if k != "meta")
+    assert "train_learned.py" in str(weights["meta"])
+    assert (ROOT / "src/blurmap/learned.npz").stat().st_size < 2_000_000
+
+
+def test_conv2d_is_scipy_correlate_with_reflected_borders():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 20, 17)).astype(np.float32)
+    w = rng.normal(size=(2, 3, 3, 3)).astype(np.float32)
+    b = np.array([0.5, -1.0], np.float32)
+    for dilation in (1, 2):
+        kernel = np.zeros((3, 2 * dilation + 1, 2 * dilation + 1), np.float32)
+        got = conv2d(x, w, b, dilation)
+        for o in range(2):
+            kernel[:, ::dilation, ::dilation] = w[o]
+            want = ndi.correlate(x, kernel, mode="mirror")[1] + b[o]  # channel sum sits at the middle plane
+            np.testing.assert_allclose(got[o], want, atol=1e-4)
+
+
+def test_numpy_forward_equals_torch_forward():
+    torch = pytest.importorskip("torch")
+    sys.path.insert(0, str(ROOT / "training"))
+    try:
+        from train_learned import build_model
+    finally:
+        sys.path.pop(0)
+    weights = load_weights()
+    model = build_model(torch)
+    for i, conv in enumerate(model.convs):
+        conv.weight.data = torch.from_numpy(weights[f"w{i}"])
+        conv.bias.data = torch.from_numpy(weights[f"b{i}"])
+        assert model.dilations[i] == int(weights[f"dilation{i}"])
+    image, _ = synthetic.sem_sample((160, 200), seed=3)
+    feats = features(image, noise=0.01)
+    x = (feats - weights["mean"][:, None, None]) / weights["std"][:, None, None]
+    with torch.no_grad():
+        want = model(torch.from_numpy(x[None].astype(np.float32)))[0].numpy()
+    np.testing.assert_allclose(network(feats, weights), want, atol=1e-4, rtol=0)
+
+
+def test_learned_reads_uniform_blur_in_px():
+    sharp = synthetic.dead_leaves((192, 192), seed=77)
+    for sigma in (0.6, 1.5, 2.8):
+        est = estimate(blur(sharp, np.full(sharp.shape, sigma, np.float32)), "learned")
+        assert est.dtype == np.float32 and est.shape == sharp.shape
+        assert abs(np.median(est) / sigma - 1) < 0.2, (sigma, np.median(est))
+
+
+def test_learned_chunked_equals_unchunked():
+    image, _ = synthetic.sem_sample((520, 400), seed=8)
+    halo = estimators()["learned"].halo
+    whole, conf = estimate(image, "learned", return_confidence=True)
+    lazy = estimate(da.from_array(image, chunks=2 * halo), "learned")
+    assert lazy.numblocks[0] > 1 and lazy.numblocks[1] > 1
+    np.testing.assert_allclose(lazy.compute(), whole, rtol=1e-4, atol=1e-5)
+    assert ((conf >= 0) & (conf <= 1)).all()
+
+
+def test_a_tenfold_gain_ramp_changes_the_map_by_less_than_5_percent():
+    image, _ = synthetic.sem_sample((256, 256), seed=5)
+    gain = np.logspace(0, 1, image.shape[1], dtype=np.float32)[None, :]  # 1x at the left, 10x at the right
+    plain = estimate(image, "learned")
+    scaled = estimate(image * gain, "learned")
+    assert np.median(np.abs(scaled / plain - 1)) < 0.05
+
+
+def test_learned_is_blind_to_gain_and_offset_at_fixed_noise_model():
+    image, _ = synthetic.sem_sample((160, 160), seed=6)
+    a = estimate(image, "learned", noise=0.01, shot_noise=0.0, dark_level=0.0)
+    b = estimate(7.0 * image + 3.0, "learned", noise=0.07, shot_noise=0.0, dark_level=0.0)
+    np.testing.assert_allclose(a, b, rtol=1e-3)
+
+
+def test_learned_refuses_a_constant_image_and_answers_a_tiny_one():
+    with pytest.raises(ValueError, match="constant"):
+        estimate(np.ones((64, 64)), "learned")
+    tiny = estimate(synthetic.dead_leaves((12, 9), seed=1), "learned")
+    assert tiny.shape == (12, 9) and np.isfinite(tiny).all()

@@ -1,0 +1,255 @@
+"""Train the `learned` estimator's network and write src/blurmap/learned.npz (PyTorch, CPU, about 10 min on 2 cores).
+
+    pip install torch==2.13.0
+    python training/train_learned.py [--seed 0] [--images 1600] [--epochs 40] [--out src/blurmap/learned.npz]
+
+Not imported at run time. Data are made here with the project's own forward model
+(blurmap.blur), from sources kept apart from the benchmark suite (benchmarks/_suite.py: dead
+leaves seeds 2000-2001, scikit-image's brick, grass and gravel) and the demo (sem_sample):
+- dead leaves, seeds 10000 + i, with random smallest and largest disc radii;
+- procedural textures: power-law (1/f**beta) noise, thresholded or not, and random lines;
+- scikit-image's bundled photographs other than brick, grass and gravel, averaged 2 x 2 as the
+  suite's are, random crops, flips and transposes.
+Each is blurred with a random smooth sigma map (a ramp or sine at a random angle, a smooth random
+field or a constant, between 0.2 and 4 px), given a gain ramp (up to 10x per image width in a
+random direction) and an offset, then noise: none, Gaussian (25-50 dB) or Poisson (as in SEM, 100-10000 counts). The noise
+model is then estimated from the image, as the engine does at inference. Targets are log sigma
+at each 4 x 4 block's centre. Everything follows from --seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import skimage.data
+from scipy import ndimage as ndi
+
+from blurmap import blur, synthetic
+from blurmap.learned import BLOCK, N_FEATURES, features
+from blurmap.noise import estimate_noise_model
+
+SIZE = 256  # px, training image side
+# not brick, grass, gravel (the suite's); those at least 512 px a side, to be 256 after averaging 2 x 2
+PHOTOS = ("astronaut", "camera", "cell", "hubble_deep_field", "immunohistochemistry", "moon", "retina")
+SIGMA_LOW, SIGMA_HIGH = 0.2, 4.0  # px; wider than the suite's 0.3 .. 3.0 so its ends are not edges
+_PHOTOS: dict[str, np.ndarray] = {}  # loaded once per process
+
+
+def _photo(name: str) -> np.ndarray:
+    """Return a bundled scikit-image photograph as grey float32 in [0, 1], averaged 2 x 2."""
+    a = getattr(skimage.data, name)()
+    a = a[..., :3].mean(axis=-1) if a.ndim == 3 else a.astype(np.float64)
+    a = a.astype(np.float32) / 255.0
+    h, w = (a.shape[0] // 2) * 2, (a.shape[1] // 2) * 2
+    return a[:h, :w].reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
+
+
+def _power_law(rng: np.random.Generator, beta: float) -> np.ndarray:
+    """Return a SIZE x SIZE texture with a 1/f**beta power spectrum, scaled to [0, 1]."""
+    fy = np.fft.fftfreq(SIZE)[:, None]
+    fx = np.fft.rfftfreq(SIZE)[None, :]
+    f = np.sqrt(fy * fy + fx * fx)
+    f[0, 0] = 1.0
+    spec = (rng.normal(size=f.shape) + 1j * rng.normal(size=f.shape)) * f ** (-beta / 2)
+    spec[0, 0] = 0
+    a = np.fft.irfft2(spec, s=(SIZE, SIZE))
+    return ((a - a.min()) / (a.max() - a.min())).astype(np.float32)
+
+
+def _lines(rng: np.random.Generator) -> np.ndarray:
+    """Return random straight bands of random grey levels (sharp edges at all angles) in [0, 1]."""
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
+    img = np.full((SIZE, SIZE), rng.random(), dtype=np.float32)
+    for _ in range(rng.integers(10, 60)):
+        a = rng.uniform(0, np.pi)
+        d = (yy - rng.uniform(0, SIZE)) * np.cos(a) + (xx - rng.uniform(0, SIZE)) * np.sin(a)
+        img[np.abs(d) < rng.uniform(0.5, 12)] = rng.random()
+    return img
+
+
+def source(rng: np.random.Generator, photos: dict[str, np.ndarray]) -> np.ndarray:
+    """Return one sharp SIZE x SIZE training source in [0, 1] (float32)."""
+    kind = rng.choice(["leaves", "power", "lines", "photo"], p=[0.45, 0.2, 0.05, 0.3])
+    if kind == "leaves":
+        return synthetic.dead_leaves((SIZE, SIZE), seed=int(rng.integers(10000, 10**9)),
+                                     rmin=float(rng.choice([0.5, 1.0, 2.0])), rmax=float(rng.uniform(16, 128)))
+    if kind == "power":
+        img = _power_law(rng, rng.uniform(1.5, 3.0))
+        return (img > np.median(img)).astype(np.float32) if rng.random() < 0.3 else img
+    if kind == "lines":
+        return _lines(rng)
+    photo = photos[rng.choice(list(photos))]
+    y = rng.integers(0, photo.shape[0] - SIZE + 1)
+    x = rng.integers(0, photo.shape[1] - SIZE + 1)
+    crop = photo[y:y + SIZE, x:x + SIZE]
+    crop = crop[::-1] if rng.random() < 0.5 else crop
+    return np.ascontiguousarray(crop.T if rng.random() < 0.5 else crop)
+
+
+def sigma_map(rng: np.random.Generator) -> np.ndarray:
+    """Return a random smooth sigma map (px) between SIGMA_LOW and SIGMA_HIGH."""
+    low = rng.uniform(SIGMA_LOW, 1.5)
+    high = rng.uniform(low, SIGMA_HIGH)
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE] / SIZE
+    a = rng.uniform(0, 2 * np.pi)
+    u = yy * np.cos(a) + xx * np.sin(a)
+    kind = rng.choice(["ramp", "sine", "field", "constant"], p=[0.3, 0.3, 0.3, 0.1])
+    if kind == "ramp":
+        t = u
+    elif kind == "sine":
+        t = 0.5 - 0.5 * np.cos(2 * np.pi * rng.uniform(0.5, 2.5) * u + rng.uniform(0, 2 * np.pi))
+    elif kind == "field":
+        t = ndi.gaussian_filter(rng.normal(size=(SIZE, SIZE)), rng.uniform(16, 48), mode="wrap")
+    else:
+        return np.full((SIZE, SIZE), rng.uniform(SIGMA_LOW, SIGMA_HIGH), dtype=np.float32)
+    t = (t - t.min()) / max(t.max() - t.min(), 1e-12)
+    return (low + (high - low) * t).astype(np.float32)
+
+
+def degrade(rng: np.random.Generator, clean: np.ndarray) -> np.ndarray:
+    """Return `clean` under a smooth gain field (up to 10x per image width), an offset, and none, Gaussian or Poisson noise."""
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE] / SIZE
+    a = rng.uniform(0, 2 * np.pi)
+    gain = np.exp(rng.uniform(0, np.log(10)) * (yy * np.cos(a) + xx * np.sin(a)))
+    img = (0.05 + clean) * gain * rng.uniform(0.1, 10)
+    kind = rng.choice(["none", "gauss", "poisson"], p=[0.35, 0.35, 0.3])
+    if kind == "gauss":  # SNR 25 .. 50 dB against the image's std
+        img = img + rng.normal(0, np.std(img) * 10 ** (-rng.uniform(25, 50) / 20), img.shape)
+    elif kind == "poisson":  # 100 .. 10000 counts at the mean intensity
+        dose = 10 ** rng.uniform(2, 4) / np.mean(img)  # counts per unit intensity
+        img = rng.poisson(img * dose) / dose + rng.normal(0, 0.5 / dose, img.shape)
+    return (img + rng.uniform(-1, 1) * np.mean(img)).astype(np.float32)
+
+
+def example(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return (features, target log sigma per block) of training image number `seed`."""
+    rng = np.random.default_rng(seed)
+    if not _PHOTOS:
+        _PHOTOS.update({name: _photo(name) for name in PHOTOS})
+    photos = _PHOTOS
+    sharp, truth = source(rng, photos), sigma_map(rng)
+    image = degrade(rng, blur(sharp, truth))
+    a, b, dark = estimate_noise_model(image)
+    feats = features(image, noise=float(np.sqrt(a)), shot_noise=b, dark_level=dark)
+    centre = BLOCK // 2
+    target = np.log(0.5 * (truth[centre - 1::BLOCK, centre - 1::BLOCK] + truth[centre::BLOCK, centre::BLOCK]))
+    return feats, target.astype(np.float32)
+
+
+def make_data(seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return (features (n, C, 64, 64), targets (n, 64, 64)) from seeds seed * 10**6 + i, two processes."""
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        pairs = pool.map(example, [seed * 10**6 + i for i in range(n)], chunksize=8)
+    return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+
+
+def build_model(torch, n_in: int = N_FEATURES, width: int = 32):
+    """Return the torch network: three 3 x 3 conv + ReLU layers (the last dilated 2), then a 1 x 1 to 2 outputs."""
+    nn = torch.nn
+
+    class Net(nn.Module):
+        dilations = (1, 1, 2, 1)
+
+        def __init__(self):
+            super().__init__()
+            self.convs = nn.ModuleList([nn.Conv2d(n_in, width, 3), nn.Conv2d(width, width, 3),
+                                        nn.Conv2d(width, width, 3, dilation=2), nn.Conv2d(width, 2, 1)])
+
+        def forward(self, x):
+            for i, (conv, d) in enumerate(zip(self.convs, self.dilations)):
+                pad = d * (conv.kernel_size[0] // 2)
+                if pad:
+                    x = torch.nn.functional.pad(x, (pad, pad, pad, pad), mode="reflect")
+                x = torch.nn.functional.conv2d(x, conv.weight, conv.bias, dilation=d)
+                if i < len(self.convs) - 1:
+                    x = torch.relu(x)
+            return x
+
+    return Net()
+
+
+def to_npz_dict(model, mean: np.ndarray, std: np.ndarray, meta: dict) -> dict[str, np.ndarray]:
+    """Return the arrays blurmap.learned reads: feature mean/std and each layer's weight, bias, dilation."""
+    out = {"mean": mean.astype(np.float32), "std": std.astype(np.float32), "n_layers": np.array(len(model.convs)),
+           "meta": np.array(json.dumps(meta))}
+    for i, (conv, d) in enumerate(zip(model.convs, model.dilations)):
+        out[f"w{i}"] = conv.weight.detach().numpy().astype(np.float32)
+        out[f"b{i}"] = conv.bias.detach().numpy().astype(np.float32)
+        out[f"dilation{i}"] = np.array(d)
+    return out
+
+
+def nll(out, target, torch):
+    """Return the mean Gaussian negative log likelihood of the target log sigma, and its squared error."""
+    mu, logvar = out[:, 0], out[:, 1].clamp(-12, 6)
+    err2 = (mu - target) ** 2
+    return (0.5 * (logvar + err2 * torch.exp(-logvar))).mean(), err2.mean()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--images", type=int, default=1600)
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--cache", type=Path, help="keep the generated data here and reuse them (same seed and size)")
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "src/blurmap/learned.npz"))
+    args = parser.parse_args()
+    import torch
+
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(2)
+    start = time.perf_counter()
+    if args.cache and args.cache.exists():
+        with np.load(args.cache) as d:
+            x, y, xv, yv, seed = d["x"], d["y"], d["xv"], d["yv"], int(d["seed"])
+        if len(x) != args.images or seed != args.seed:
+            raise SystemExit(f"{args.cache} holds other data; delete it or pass another --cache")
+    else:
+        x, y = make_data(args.seed + 1, args.images)
+        xv, yv = make_data(args.seed + 2, max(args.images // 8, 16))  # held-out images, same distribution
+        if args.cache:
+            np.savez(args.cache, x=x, y=y, xv=xv, yv=yv, seed=args.seed)
+    print(f"data: {len(x)} training and {len(xv)} held-out images in {time.perf_counter() - start:.0f} s", flush=True)
+    mean = x.mean(axis=(0, 2, 3))
+    std = x.std(axis=(0, 2, 3)) + 1e-6
+    norm = lambda a: torch.from_numpy((a - mean[None, :, None, None]) / std[None, :, None, None]).float()  # noqa: E731
+    xt, yt, xvt, yvt = norm(x), torch.from_numpy(y), norm(xv), torch.from_numpy(yv)
+    model = build_model(torch)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.epochs * (len(xt) // 16))
+    gen = torch.Generator().manual_seed(args.seed)
+    history = []
+    for epoch in range(args.epochs):
+        model.train()
+        order = torch.randperm(len(xt), generator=gen)
+        for i in range(len(xt) // 16):
+            idx = order[i * 16:(i + 1) * 16]
+            # warm up on squared error so the variance head does not learn to give up early
+            loss, mse = nll(model(xt[idx]), yt[idx], torch)
+            opt.zero_grad()
+            (mse if epoch < 3 else loss).backward()
+            opt.step()
+            sched.step()
+        model.eval()
+        with torch.no_grad():
+            tr_loss, tr_mse = nll(model(xt[:128]), yt[:128], torch)
+            va_loss, va_mse = nll(model(xvt), yvt, torch)
+        history.append((epoch, float(tr_loss), float(tr_mse) ** 0.5, float(va_loss), float(va_mse) ** 0.5))
+        print(f"epoch {epoch:3d}  train NLL {tr_loss:.4f} RMSE(log) {tr_mse ** 0.5:.4f}   held-out NLL {va_loss:.4f} "
+              f"RMSE(log) {va_mse ** 0.5:.4f}   {time.perf_counter() - start:.0f} s", flush=True)
+    meta = {"command": " ".join(["python", "training/train_learned.py"] + sys.argv[1:]), "seed": args.seed,
+            "images": args.images, "epochs": args.epochs, "seconds": round(time.perf_counter() - start),
+            "final": dict(zip(("epoch", "train_nll", "train_rmse_log", "heldout_nll", "heldout_rmse_log"),
+                              history[-1])), "torch": torch.__version__}
+    np.savez(args.out, **to_npz_dict(model, mean, std, meta))
+    print(json.dumps(meta, indent=1))
+
+
+if __name__ == "__main__":
+    main()
