@@ -84,7 +84,7 @@ def _write_block(block: np.ndarray, full: list, half: list, notify=None, block_i
 
 
 def _write_lazy(lazy, full: list, half: list, client, progress: Progress) -> None:
-    """Compute `lazy` block by block into Zarr arrays, one graph; each block counts one step of `progress`."""
+    """Compute `lazy` block by block into Zarr arrays (on threads, a band of block rows at a time); each block is one step of `progress`."""
     import dask.array as da
 
     drop = (2,) if lazy.ndim == 3 else ()
