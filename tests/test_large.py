@@ -76,8 +76,9 @@ def test_widget_lays_a_lazy_multiscale_layer_over_a_large_image(make_napari_view
         before = image.copy()
         _, widget = viewer.window.add_plugin_dock_widget("napari-blurmap", "Sigma map")
         widget.image.value = source
-        widget.run()
-        layer = viewer.layers["big sigma (gradient_ratio)"]  # there before any chunk is computed
+        widget.run()  # returns at once: the noise estimate and every chunk run in the worker
+        qtbot.waitUntil(lambda: "big sigma (gradient_ratio)" in viewer.layers, timeout=60_000)
+        layer = viewer.layers["big sigma (gradient_ratio)"]  # laid before the overview is done
         assert layer.multiscale and len(layer.data) == 4
         qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=120_000)
     np.testing.assert_array_equal(layer.scale, (2.0, 2.0))

@@ -50,9 +50,15 @@ def _compute(data, method: str, params: dict):
     return last
 
 
-def _compute_pyramid(pyramid: SigmaPyramid):
-    """Fill the pyramid's overview chunk by chunk, yielding after each; return the pyramid or an error message."""
+def _compute_pyramid(data, method: str, params: dict):
+    """Prepare the lazy pyramid (noise estimate, registration) and yield it, then fill its overview chunk by chunk.
+
+    Yields the SigmaPyramid once, then the number of chunks done after each; returns the pyramid,
+    or an error message (str) for bad input found on the way.
+    """
     try:
+        pyramid = SigmaPyramid(data, method, params)
+        yield pyramid
         for done in pyramid.fill_overview():
             yield done
     except (TypeError, ValueError) as err:
@@ -146,21 +152,18 @@ class SigmaMapWidget(Container):
         self.worker.start()
 
     def _run_pyramid(self, layer, data, method: str, params: dict) -> None:
-        """Lay a lazy multiscale map over a large image at once; fill its overview in a worker thread.
+        """Lay a lazy multiscale map over a large image as soon as it is prepared; fill its overview in a worker thread.
 
         Finer levels are computed by napari for what is on screen; every level is the exact block
         mean of the full-resolution map, so zooming never changes what a region reads.
         """
-        try:
-            pyramid = SigmaPyramid(data, method, params)  # checks the parameters, estimates noise on a sample
-        except (TypeError, ValueError) as err:
-            self._fail(str(err))
-            return
-        self.pyramid_layer = show_sigma_pyramid(self._viewer, layer, pyramid)
+        self.pyramid_layer = None
         self.status.value = f"computing the overview of {method} on {layer.name} ..."
-        self.worker = create_worker(_compute_pyramid, pyramid,
-                                    _progress={"total": pyramid.n_chunks, "desc": f"blurmap: {method} overview"})
-        self.worker.yielded.connect(lambda _: self.pyramid_layer.refresh())
+        total = engine.tile_count(data.shape[:2], method, **{k: v for k, v in params.items()
+                                                            if k not in get(method).inputs})
+        self.worker = create_worker(_compute_pyramid, data, method, params,
+                                    _progress={"total": total + 1, "desc": f"blurmap: {method} overview"})
+        self.worker.yielded.connect(lambda value: self._pyramid_step(layer, value))
         self.worker.returned.connect(lambda result: self._pyramid_done(result))
         self.worker.errored.connect(lambda err: self._fail(str(err)))
         self.worker.finished.connect(self._finished)
@@ -168,11 +171,18 @@ class SigmaMapWidget(Container):
         self.cancel_button.enabled = True
         self.worker.start()
 
+    def _pyramid_step(self, source, value) -> None:
+        """Add the lazy layer when the worker has prepared it; redraw it as overview chunks land."""
+        if isinstance(value, SigmaPyramid):
+            self.pyramid_layer = show_sigma_pyramid(self._viewer, source, value)
+        elif self.pyramid_layer is not None:
+            self.pyramid_layer.refresh()
+
     def _pyramid_done(self, result) -> None:
         if isinstance(result, str):
             self._fail(result)
             return
-        if result is None:
+        if result is None or self.pyramid_layer is None:
             return
         limits = contrast_limits(result.overview, get(result.method).units)
         self.pyramid_layer.contrast_limits_range = limits
