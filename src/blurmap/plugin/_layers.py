@@ -64,8 +64,8 @@ def show_sigma_pyramid(viewer, source, pyramid):
                             "pyramid": True}}
     limits = (0.0, 4.0) if est.units == "px" else (0.0, 1.0)  # until the overview is known; never computed here
     multiscale = len(pyramid.levels) > 1
-    layer = viewer.add_image(pyramid.levels if multiscale else pyramid.levels[0], multiscale=multiscale, name=name, colormap=COLORMAP,
-                             contrast_limits=limits, blending="translucent", opacity=0.7, metadata=metadata,
-                             **placement)
+    data = pyramid.levels if multiscale else pyramid.levels[0]
+    layer = viewer.add_image(data, multiscale=multiscale, name=name, colormap=COLORMAP, contrast_limits=limits,
+                             blending="translucent", opacity=0.7, metadata=metadata, **placement)
     layer.colorbar.visible = True
     return layer
