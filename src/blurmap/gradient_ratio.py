@@ -166,6 +166,19 @@ def _upsample(coarse: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return out
 
 
+def block_noise(img: np.ndarray, noise: float, shot_noise: float,
+                dark_level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Return (energy floor, noise variance) per 4 x 4 block, image units squared.
+
+    The variance is noise**2 + shot_noise * (block mean - dark_level). The floor, 1e-5 of the
+    local intensity squared, is far below any real image's quantisation, and keeps round-off
+    residues of exactly flat areas from counting; the variance never falls below it.
+    """
+    local_mean = _block_mean(img)
+    floor = (RELATIVE_FLOOR * np.abs(local_mean)) ** 2 + 1e-30
+    return floor, np.maximum(noise * noise + shot_noise * np.maximum(local_mean - dark_level, 0.0), floor)
+
+
 class Evidence(NamedTuple):
     """Per 4 x 4 block: three sums of log ratios over the re-blur scales, each with its confidence."""
 
@@ -194,14 +207,10 @@ def evidence(image: np.ndarray, noise: float = 0.0, shot_noise: float = 0.0,
     the estimator averages this evidence linearly instead.
     """
     img = np.asarray(image, dtype=np.float32)
-    local_mean = _block_mean(img)
-    # noise variance per block; the floor, 1e-5 of the local intensity, is far below any real
-    # image's quantisation, and keeps round-off residues of exactly flat areas from counting
-    floor = (RELATIVE_FLOOR * np.abs(local_mean)) ** 2 + 1e-30
-    q_unit = np.maximum(noise * noise + shot_noise * np.maximum(local_mean - dark_level, 0.0), floor)
+    floor, q_unit = block_noise(img, noise, shot_noise, dark_level)
     grad_stats, curv_stats, ratios, snrs = [], [], {}, {}
-    grad_conf = np.ones_like(local_mean)
-    curv_conf = np.ones_like(local_mean)
+    grad_conf = np.ones_like(floor)
+    curv_conf = np.ones_like(floor)
     for s in sorted(set((0.0,) + SCALES + (BASE,) + BASE_SCALES)):
         g = ndi.gaussian_filter(img, s, mode="reflect", truncate=_TRUNCATE) if s > 0 else img
         e = _gradient_energy(g)

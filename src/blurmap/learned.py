@@ -19,8 +19,8 @@ from importlib import resources
 import numpy as np
 from scipy import ndimage as ndi
 
-from .gradient_ratio import (BLOCK, RELATIVE_FLOOR, _block_mean, _box2, _gradient_energy, _laplacian_energy,
-                             _upsample, noise_energy)
+from .gradient_ratio import (BLOCK, _block_mean, _box2, _gradient_energy, _laplacian_energy, _upsample,
+                             block_noise, noise_energy)
 
 SCALES = (0.0, 0.7, 1.4, 2.1, 2.8, 4.0)  # px; re-blurs whose energies are the network's input
 POOL = 5  # coarse px; width of the box (applied twice) of the pooled copy of every feature
@@ -53,9 +53,7 @@ def features(image: np.ndarray, noise: float = 0.0, shot_noise: float = 0.0,
     top-left corner of `image` must lie on the global 4 px grid (the engine sees to it).
     """
     img = np.asarray(image, dtype=np.float32)
-    local_mean = _block_mean(img)
-    floor = (RELATIVE_FLOOR * np.abs(local_mean)) ** 2 + 1e-30  # as in gradient_ratio: round-off of flat areas
-    q_unit = np.maximum(noise * noise + shot_noise * np.maximum(local_mean - dark_level, 0.0), floor)
+    floor, q_unit = block_noise(img, noise, shot_noise, dark_level)
     grad, lap = [], []
     for s in SCALES:
         g = ndi.gaussian_filter(img, s, mode="reflect", truncate=_TRUNCATE) if s > 0 else img
@@ -68,14 +66,10 @@ def features(image: np.ndarray, noise: float = 0.0, shot_noise: float = 0.0,
 
 
 @lru_cache(maxsize=None)
-def load_weights(path: str | None = None) -> dict[str, np.ndarray]:
+def load_weights() -> dict[str, np.ndarray]:
     """Return the network's arrays (feature mean and std, conv weights and biases) from the shipped .npz."""
-    if path is None:
-        with resources.files("blurmap").joinpath(WEIGHTS).open("rb") as f:
-            data = np.load(f)
-            return {k: data[k] for k in data.files}
-    data = np.load(path)
-    return {k: data[k] for k in data.files}
+    with resources.files("blurmap").joinpath(WEIGHTS).open("rb") as f, np.load(f) as data:
+        return {k: data[k] for k in data.files}
 
 
 def layer_specs(weights: dict[str, np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, int]]:
