@@ -36,6 +36,11 @@ def test_pyramid_levels_are_block_means_and_stay_lazy(image):
                                atol=1e-4, equal_nan=True)
 
 
+def test_pyramid_of_a_constant_image_is_refused_as_the_engine_refuses_it():
+    with pytest.raises(ValueError, match="constant"):
+        SigmaPyramid(np.ones((300, 300), np.float32), "gradient_ratio", {})
+
+
 def test_reader_opens_large_tiffs_and_ome_zarr_and_leaves_small_files(tmp_path, image, monkeypatch):
     from blurmap.cli import main
     from blurmap.plugin import _reader

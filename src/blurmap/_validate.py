@@ -11,6 +11,11 @@ LUMA = np.array([0.2126, 0.7152, 0.0722])
 MIN_SIDE = 8
 
 
+def is_dask(a) -> bool:
+    """Return whether `a` is a dask collection (without importing dask)."""
+    return type(a).__module__.startswith("dask")
+
+
 def check_2d(image, *, name: str = "image") -> tuple[int, int]:
     """Return the 2-D shape `image` gives (RGB(A) counts as 2-D), or raise a clear error; reads no pixels."""
     if not hasattr(image, "ndim") or not hasattr(image, "dtype"):

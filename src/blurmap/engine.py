@@ -6,14 +6,10 @@ from typing import Iterator, NamedTuple
 
 import numpy as np
 
-from ._validate import as_2d_float
+from ._validate import as_2d_float, is_dask
 from .registry import Estimator, get
 
 DEFAULT_CHUNK = 1024  # px; chunk side used when a numpy image is computed tile by tile
-
-
-def _is_dask(a) -> bool:
-    return type(a).__module__.startswith("dask")
 
 
 def _axis_chunks(n: int, size: int, halo: int) -> tuple[int, ...]:
@@ -75,7 +71,7 @@ def _lazy(prep: Prepared, chunks: tuple[int, int] | None):
 
     img, est, params = prep.image, prep.estimator, prep.params
     halo = est.halo_for(params)
-    if not _is_dask(img):
+    if not is_dask(img):
         img = da.from_array(img, chunks=chunks or (DEFAULT_CHUNK, DEFAULT_CHUNK))
     requested = chunks or tuple(c[0] for c in img.chunks)
     plan = plan_chunks(img.shape, requested, halo, est.align_for(params))
@@ -110,7 +106,7 @@ def estimate(image, method: str | None = None, *, return_confidence: bool = Fals
     Parameters not given take the estimator's defaults (see ``blurmap.estimators()``).
     """
     prep = prepare(image, method, **params)
-    if _is_dask(prep.image) or any(_is_dask(a) for a in prep.inputs.values()):
+    if is_dask(prep.image) or any(is_dask(a) for a in prep.inputs.values()):
         out = _lazy(prep, chunks)
         sigma, conf = out[..., 0], out[..., 1]
     else:

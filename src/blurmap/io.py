@@ -8,6 +8,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._validate import is_dask
+
 TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf8")
 PYRAMID_MIN = 256  # px; the pyramid stops at the first level whose longer side is at most this
 SPACE_UNITS = {"angstrom", "nanometer", "micrometer", "millimeter", "centimeter", "meter"}
@@ -31,7 +33,7 @@ def _to_2d(array, what: str):
     """Return a dask array of `array` with its singleton leading axes dropped; refuse real stacks."""
     import dask.array as da
 
-    a = array if type(array).__module__.startswith("dask") else da.from_zarr(array)
+    a = array if is_dask(array) else da.from_zarr(array)
     while a.ndim > 2 and a.shape[0] == 1:
         a = a[0]
     if a.ndim == 3 and a.shape[-1] in (3, 4):  # RGB(A) last: the engine turns it into luminance

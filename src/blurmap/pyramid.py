@@ -8,13 +8,9 @@ from typing import Iterator
 import numpy as np
 
 from .engine import DEFAULT_CHUNK, lazy_maps
-from .io import halve
+from .io import halve, pyramid_shapes
 
 OVERVIEW_SIDE = 1024  # px; the overview is the first level whose longer side is at most this
-
-
-def _is_dask(a) -> bool:
-    return type(a).__module__.startswith("dask")
 
 
 class SigmaPyramid:
@@ -29,14 +25,11 @@ class SigmaPyramid:
 
     def __init__(self, image, method: str | None, params: dict, chunk: int = DEFAULT_CHUNK,
                  overview_side: int | None = None):
-        import dask.array as da
-
-        img = image if _is_dask(image) else da.from_array(image, chunks=(chunk, chunk))
-        self.maps, self.params = lazy_maps(img, method, (chunk, chunk), **params)
+        # the engine cuts a numpy image into chunks itself, after checking it whole (a constant image is refused)
+        self.maps, self.params = lazy_maps(image, method, (chunk, chunk), **params)
         self.method = method
         self.levels = [self.maps[..., 0]]
-        overview_side = overview_side or OVERVIEW_SIDE
-        while max(self.levels[-1].shape) > overview_side and min(self.levels[-1].shape) >= 2:
+        for _ in pyramid_shapes(self.maps.shape[:2], overview_side or OVERVIEW_SIDE)[1:]:
             self.levels.append(halve(self.levels[-1]))
         self.factor = 2 ** (len(self.levels) - 1)  # full-resolution px per overview px, along each axis
         self.overview = np.full(self.levels[-1].shape, np.nan, dtype=np.float32)
