@@ -16,6 +16,7 @@ from . import report
 from ._validate import as_2d_float
 from .engine import DEFAULT_CHUNK, estimate
 from .focal import focal, hough_focal_line, profile
+from .io import read_pixels
 from .registry import DEFAULT, estimators, get
 from .synthetic import sem_sample
 
@@ -93,12 +94,7 @@ def read_image(path: Path) -> np.ndarray:
         import tifffile
 
         return tifffile.imread(path)
-    import skimage.io
-
-    try:
-        return skimage.io.imread(path)
-    except (ValueError, OSError) as err:
-        raise ValueError(f"cannot read {path} as an image (TIFF, PNG or JPEG): {err}") from None
+    return read_pixels(path)
 
 
 def parse_params(pairs: list[str]) -> dict:

@@ -139,13 +139,17 @@ def open_image(path: Path | str) -> Source:
         raise ValueError(f"{path} is a directory but not a Zarr store")
     if path.suffix.lower() in TIFF_SUFFIXES:
         return _open_tiff(path)
+    return Source([_to_2d(da.from_array(read_pixels(path)), str(path))], (1.0, 1.0), None, path.stem)
+
+
+def read_pixels(path: Path) -> np.ndarray:
+    """Return the pixels of a PNG, JPEG or other file scikit-image reads, whole, or raise a clear ValueError."""
     import skimage.io
 
     try:
-        pixels = skimage.io.imread(path)
+        return skimage.io.imread(path)
     except (ValueError, OSError) as err:
         raise ValueError(f"cannot read {path} as an image (TIFF, Zarr, OME-Zarr, PNG or JPEG): {err}") from None
-    return Source([_to_2d(da.from_array(pixels), str(path))], (1.0, 1.0), None, path.stem)
 
 
 def pyramid_shapes(shape: tuple[int, int], smallest: int = PYRAMID_MIN) -> list[tuple[int, int]]:
