@@ -2,6 +2,7 @@
 
 import io as _io
 import json
+import time
 
 import numpy as np
 import pytest
@@ -112,20 +113,39 @@ def test_a_stack_is_refused_clearly(tmp_path):
     assert not (tmp_path / "o.zarr").exists()
 
 
-def test_a_failure_midway_leaves_no_output(tmp_path, tiled_tiff, monkeypatch):
+def _failing_writer(original, fail_at: int):
+    """Return a block writer that fails on block `fail_at` and writes every other block slowly."""
     calls = []
 
     def failing(block, full, half, notify=None, block_info=None):
         calls.append(block_info)
-        if len(calls) == 3:
+        if len(calls) == fail_at:
             raise RuntimeError("disk full")
+        time.sleep(0.3)  # still writing when the failure reaches the caller
         return original(block, full, half, notify, block_info=block_info)
 
-    original = stream._write_block
+    return failing, calls
+
+
+def test_a_failure_midway_leaves_no_output(tmp_path, tiled_tiff, monkeypatch):
+    failing, calls = _failing_writer(stream._write_block, fail_at=3)
     monkeypatch.setattr(stream, "_write_block", failing)
     with pytest.raises(RuntimeError, match="disk full"):
         estimate_file(tiled_tiff, tmp_path / "map.zarr", chunk=256)
     assert len(calls) >= 3
+    time.sleep(0.5)  # a block left running would write after this
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
+
+
+def test_a_failure_on_a_cluster_leaves_no_output(tmp_path, tiled_tiff, monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    failing, _ = _failing_writer(stream._write_block, fail_at=2)  # each task gets a copy: every block fails
+    monkeypatch.setattr(stream, "_write_block", failing)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) \
+            as cluster, distributed.Client(cluster) as client:
+        with pytest.raises(RuntimeError, match="disk full"):
+            estimate_file(tiled_tiff, tmp_path / "map.zarr", chunk=256, client=client, progress=False)
+        time.sleep(0.5)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 import shutil
 import sys
 import threading
@@ -96,9 +97,13 @@ def _write_lazy(lazy, full: list, half: list, client, progress: Progress) -> Non
         tags = da.map_blocks(_write_block, lazy, full=full, half=half, drop_axis=drop, dtype=np.int8, chunks=chunks,
                              meta=meta)
         futures = client.compute(tags.to_delayed().ravel().tolist())
-        for future in as_completed(futures):
-            future.result()  # raise a worker's error here
-            progress.advance()
+        try:
+            for future in as_completed(futures):
+                future.result()  # raise a worker's error here
+                progress.advance()
+        except BaseException:
+            _settle(client, futures, tags.name)
+            raise
         return
     # the blocks report themselves: dask fuses task names, so a scheduler callback cannot tell them
     tags = da.map_blocks(_write_block, lazy, full=full, half=half, notify=progress.advance, drop_axis=drop,
@@ -108,8 +113,28 @@ def _write_lazy(lazy, full: list, half: list, client, progress: Progress) -> Non
     # of a band whatever the image; each band re-reads only its neighbours' halo rows
     cores = os.cpu_count() or 1
     rows = max(1, -(-BAND_BLOCKS * cores // tags.numblocks[1]))
-    for i in range(0, tags.numblocks[0], rows):
-        tags.blocks[i:i + rows].compute(scheduler="threads", num_workers=cores)
+    # a pool of our own, so that on a failure the blocks still running can be waited for before the
+    # caller removes the partial output (dask raises the first error while other threads still write)
+    pool = ThreadPoolExecutor(cores)
+    try:
+        for i in range(0, tags.numblocks[0], rows):
+            tags.blocks[i:i + rows].compute(scheduler="threads", num_workers=cores, pool=pool)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _settle(client, futures: list, name: str, timeout: float = 600.0) -> None:
+    """Cancel `futures` and wait until no task of the layer `name` still executes on a worker (a cancelled task runs on).
+
+    The executing tasks' keys are those of fused tasks (e.g. "overlap-trim-<name>"), not the futures' keys.
+    """
+    client.cancel(futures)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        keys = [key for stacks in client.call_stack().values() for key in stacks]
+        if not any(name in str(key[0] if isinstance(key, tuple) else key) for key in keys):
+            return
+        time.sleep(0.1)
 
 
 def check_paths(source: Path, output: Path, overwrite: bool) -> None:
