@@ -36,6 +36,22 @@ def test_pyramid_levels_are_block_means_and_stay_lazy(image):
                                atol=1e-4, equal_nan=True)
 
 
+def test_halving_ignores_nan_and_keeps_all_nan_blocks_nan():
+    import dask.array as da
+
+    from blurmap import io
+
+    a = np.random.default_rng(3).random((9, 12)).astype(np.float32)
+    holed = a.copy()
+    holed[0, 0] = np.nan  # one of four missing: the mean of the other three
+    holed[2:4, 4:6] = np.nan  # all four missing: NaN
+    for plane in (a, holed):
+        got = io.halve(da.from_array(plane, chunks=4)).compute()
+        assert got.dtype == np.float32 and got.shape == (4, 6)
+        np.testing.assert_allclose(got, _block_mean(plane, 2), rtol=1e-6, equal_nan=True)
+    assert np.isnan(got[1, 2]) and got[0, 0] == pytest.approx(holed[:2, :2][~np.isnan(holed[:2, :2])].mean())
+
+
 def test_pyramid_of_a_constant_image_is_refused_as_the_engine_refuses_it():
     with pytest.raises(ValueError, match="constant"):
         SigmaPyramid(np.ones((300, 300), np.float32), "gradient_ratio", {})
