@@ -113,6 +113,22 @@ def test_a_stack_is_refused_clearly(tmp_path):
     assert not (tmp_path / "o.zarr").exists()
 
 
+def test_chunk_files_written_directly_read_back_through_zarr(tmp_path):
+    root = zarr.open_group(str(tmp_path / "a.zarr"), mode="w", zarr_format=2)
+    array = root.create_array("0", shape=(5, 7), chunks=(2, 4), dtype="float32", fill_value=np.nan,
+                              compressors=stream._COMPRESSOR)
+    values = np.arange(35, dtype=np.float32).reshape(5, 7)
+    for y in range(0, 5, 2):  # whole chunks, edge chunks (padded on disk) included
+        for x in range(0, 7, 4):
+            stream._put(array, (y, x), values[y:y + 2, x:x + 4])
+    assert sorted(p.name for p in (tmp_path / "a.zarr" / "0").iterdir() if not p.name.startswith(".")) == \
+        ["0.0", "0.1", "1.0", "1.1", "2.0", "2.1"]
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "a.zarr" / "0"), mode="r")[:], values)
+    stream._put(array, (1, 1), np.full((2, 2), -1, np.float32))  # not a chunk: through zarr
+    values[1:3, 1:3] = -1
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "a.zarr" / "0"), mode="r")[:], values)
+
+
 def _failing_writer(original, fail_at: int):
     """Return a block writer that fails on block `fail_at` and writes every other block slowly."""
     calls = []
