@@ -45,6 +45,8 @@ def test_tiff_to_ome_zarr_equals_the_in_memory_map(tmp_path, tiled_tiff, microgr
     assert [lv.shape for lv in levels] == [(600, 520), (300, 260), (150, 130)]
     with np.errstate(all="ignore"):
         np.testing.assert_allclose(levels[1], np.nanmean(levels[0].reshape(300, 2, 260, 2), axis=(1, 3)), rtol=1e-5)
+        np.testing.assert_allclose(levels[2], np.nanmean(levels[1].reshape(150, 2, 130, 2), axis=(1, 3)), rtol=1e-5)
+    assert root["1"].chunks == (128, 128) and root["2"].chunks == (64, 64)  # each block writes its own chunks
     assert ms["datasets"][1]["coordinateTransformations"][0]["scale"] == [2.0, 2.0]
     assert root.attrs["blurmap"]["method"] == "gradient_ratio" and root.attrs["blurmap"]["value_unit"] == "px"
     assert root.attrs["blurmap"]["params"]["noise"] > 0  # the image-wide estimate, recorded
@@ -133,12 +135,12 @@ def _failing_writer(original, fail_at: int):
     """Return a block writer that fails on block `fail_at` and writes every other block slowly."""
     calls = []
 
-    def failing(block, full, half, notify=None, block_info=None):
+    def failing(block, full, coarse, notify=None, block_info=None):
         calls.append(block_info)
         if len(calls) == fail_at:
             raise RuntimeError("disk full")
         time.sleep(0.3)  # still writing when the failure reaches the caller
-        return original(block, full, half, notify, block_info=block_info)
+        return original(block, full, coarse, notify, block_info=block_info)
 
     return failing, calls
 

@@ -19,6 +19,7 @@ from .registry import get
 
 TIFF_TILE = 256  # px; tile side of TIFF output
 BAND_BLOCKS = 32  # blocks per core in each band computed at once on local threads
+BLOCK_LEVELS = 2  # pyramid levels below full resolution that each block writes itself (its chunks a multiple of 4)
 # Blosc LZ4 (level 1, byte shuffle): two thirds of the bytes of raw float32 maps, and measured faster
 # than writing them raw; zarr's default zstd took a quarter of the estimate's time
 _COMPRESSOR = {"id": "blosc", "cname": "lz4", "clevel": 1, "shuffle": 1}
@@ -89,27 +90,29 @@ def _put(array, origin: tuple[int, int], plane: np.ndarray) -> None:
     path.write_bytes(numcodecs.get_codec(dict(_COMPRESSOR)).encode(chunk))
 
 
-def _write_block(block: np.ndarray, full: list, half: list, notify=None, block_info=None) -> np.ndarray:
-    """Write a computed block's planes into the `full` Zarr arrays and their 2 x 2 means into `half`; return a 1 x 1 tag.
+def _write_block(block: np.ndarray, full: list, coarse: list, notify=None, block_info=None) -> np.ndarray:
+    """Write a computed block's planes into the `full` Zarr arrays and their 2 x 2, 4 x 4... means into `coarse`; return a 1 x 1 tag.
 
-    Blocks start on even rows and columns (the engine's chunks are even), so each block owns
-    its region of the half-resolution level too: no two blocks write the same Zarr chunk.
+    `coarse[p]` lists the arrays of levels 1, 2... of plane p. Blocks start on multiples of
+    2**len(coarse[p]) (the engine's chunks are), so each block owns its region of those levels
+    too: no two blocks write the same Zarr chunk.
     """
     (y0, y1), (x0, x1) = block_info[0]["array-location"][:2]
     planes = [block] if block.ndim == 2 else [block[..., k] for k in range(block.shape[-1])]
-    for plane, target, small in zip(planes, full, half, strict=True):
+    for plane, target, levels in zip(planes, full, coarse, strict=True):
         _put(target, (y0, x0), plane)
-        if small is not None:
-            halved = _halved(plane)
-            h, w = small.shape
-            rows, cols = min(halved.shape[0], h - y0 // 2), min(halved.shape[1], w - x0 // 2)
-            _put(small, (y0 // 2, x0 // 2), halved[:rows, :cols])
+        for k, level in enumerate(levels, start=1):
+            plane = _halved(plane)
+            h, w = level.shape
+            rows, cols = min(plane.shape[0], h - (y0 >> k)), min(plane.shape[1], w - (x0 >> k))
+            plane = plane[:rows, :cols]
+            _put(level, (y0 >> k, x0 >> k), plane)
     if notify is not None:
         notify()
     return np.ones((1, 1), dtype=np.int8)
 
 
-def _write_lazy(lazy, full: list, half: list, client, progress: Progress) -> None:
+def _write_lazy(lazy, full: list, coarse: list, client, progress: Progress) -> None:
     """Compute `lazy` block by block into Zarr arrays (on threads, a band of block rows at a time); each block is one step of `progress`."""
     import dask.array as da
 
@@ -119,7 +122,7 @@ def _write_lazy(lazy, full: list, half: list, client, progress: Progress) -> Non
     if client is not None:
         from distributed import as_completed
 
-        tags = da.map_blocks(_write_block, lazy, full=full, half=half, drop_axis=drop, dtype=np.int8, chunks=chunks,
+        tags = da.map_blocks(_write_block, lazy, full=full, coarse=coarse, drop_axis=drop, dtype=np.int8, chunks=chunks,
                              meta=meta)
         futures = client.compute(tags.to_delayed().ravel().tolist())
         try:
@@ -131,7 +134,7 @@ def _write_lazy(lazy, full: list, half: list, client, progress: Progress) -> Non
             raise
         return
     # the blocks report themselves: dask fuses task names, so a scheduler callback cannot tell them
-    tags = da.map_blocks(_write_block, lazy, full=full, half=half, notify=progress.advance, drop_axis=drop,
+    tags = da.map_blocks(_write_block, lazy, full=full, coarse=coarse, notify=progress.advance, drop_axis=drop,
                          dtype=np.int8, chunks=chunks, meta=meta)
     # a band of block rows at a time, enough blocks to keep every core busy: the graph, and what the
     # scheduler holds (input chunks read ahead, halos waiting for their neighbours), stay the size
@@ -202,21 +205,23 @@ def _write_zarr(tmp: Path, lazy, src: io.Source, chunk: tuple[int, int], meta: d
     root = zarr.open_group(str(tmp), mode="w", zarr_format=2)
     conf_group = root.create_group("confidence")
     levels = {}
+    ahead = 0  # as many levels as the blocks' starts allow (a chunk that is a multiple of 2**ahead)
+    while ahead < min(BLOCK_LEVELS, len(shapes) - 1) and all(c % 2 ** (ahead + 1) == 0 for c in chunk):
+        ahead += 1
     for group in (root, conf_group):
-        # level 1 is written by the blocks of level 0, each into chunks of its own: half their size
-        level_chunks = [chunk, (chunk[0] // 2, chunk[1] // 2)] + [chunk] * len(shapes)
+        # levels 1..ahead are written by the blocks of level 0, each into chunks of its own (2**k times smaller)
+        level_chunks = [(chunk[0] >> k, chunk[1] >> k) if k <= ahead else chunk for k in range(len(shapes))]
         levels[group.path] = [group.create_array(str(k), shape=s, chunks=tuple(max(1, min(c, n)) for c, n in
                                                                                 zip(level_chunks[k], s)),
                                                  dtype="float32", fill_value=np.nan, compressors=_COMPRESSOR)
                               for k, s in enumerate(shapes)]
     sig_levels, conf_levels = levels[root.path], levels[conf_group.path]
-    has_half = len(shapes) > 1
-    _write_lazy(lazy, [sig_levels[0], conf_levels[0]],
-                [sig_levels[1], conf_levels[1]] if has_half else [None, None], client, progress)
-    for k in range(2, len(shapes)):  # each further level the 2 x 2 mean of the one before (4 x smaller to read)
+    _write_lazy(lazy, [sig_levels[0], conf_levels[0]], [sig_levels[1:ahead + 1], conf_levels[1:ahead + 1]], client,
+                progress)
+    for k in range(ahead + 1, len(shapes)):  # each further level the 2 x 2 mean of the one before (small to read)
         for lv in (sig_levels, conf_levels):
             half = io.halve(da.from_zarr(lv[k - 1])).rechunk(lv[k].chunks)
-            _write_lazy(half, [lv[k]], [None], client, Progress(1, 0, "", enabled=False))
+            _write_lazy(half, [lv[k]], [[]], client, Progress(1, 0, "", enabled=False))
     name = meta["method"]
     root.attrs.update({"multiscales": [io.ome_multiscales(f"sigma ({name})", len(shapes), src.scale, src.unit)],
                        "blurmap": meta})
@@ -264,7 +269,7 @@ def estimate_file(source: Path, output: Path, method: str | None = None, params:
     """
     est = get(method)
     params = dict(params or {})
-    chunk += chunk % 2  # even chunks: each block owns its region of the half-resolution level
+    chunk += -chunk % 2**BLOCK_LEVELS  # each block owns its region of the levels it writes
     if est.inputs:
         raise ValueError(f"method {est.name!r} needs {', '.join(est.inputs)} as well; use it from Python or napari")
     check_paths(source, output, overwrite)
