@@ -162,18 +162,20 @@ def coarse_honesty(path: Path, source: Path, method: str) -> list[tuple[int, flo
     return rows
 
 
-def overview_timing(source: Path, method: str) -> tuple[float, float, float, int]:
-    """Return (s to open and lay the lazy pyramid, s to the first overview chunk, s to the whole overview, chunks)."""
+def overview_timing(source: Path, method: str) -> tuple[float, float, float, float, float, int]:
+    """Return s to lay the lazy pyramid, to its first overview chunk, to a chunk in every 4 x 4 and 2 x 2 group, to all; chunks."""
     from blurmap import io
     from blurmap.pyramid import SigmaPyramid
 
     start = time.perf_counter()
     pyramid = SigmaPyramid(io.open_image(source).levels[0], method, {})
     laid = time.perf_counter() - start
-    first = None
-    for _ in pyramid.fill_overview():
-        first = first or time.perf_counter() - start
-    return laid, first, time.perf_counter() - start, pyramid.n_chunks
+    rows, cols = pyramid.maps.numblocks[:2]
+    sparse, half = -(-rows // 4) * -(-cols // 4), -(-rows // 2) * -(-cols // 2)  # the overview fills coarse to fine
+    marks = {}
+    for done in pyramid.fill_overview():
+        marks.setdefault(done, time.perf_counter() - start)
+    return laid, marks[1], marks[sparse], marks[half], time.perf_counter() - start, pyramid.n_chunks
 
 
 def main() -> None:
@@ -226,9 +228,11 @@ def main() -> None:
     print(f"{'factor':>6s} {'p95 |level - mean| px':>22s} {'p95 |f x map(downsampled) - mean| px':>38s}")
     for f, level, naive in coarse_honesty(args.dir / f"map_{side}_w2.zarr", tif, args.method):
         print(f"{f:6d} {level:22.4f} {naive:38.3f}")
-    laid, first, whole, n = overview_timing(tif, args.method)
-    print(f"\nnapari's lazy layer on {side} px (what the widget does, without the GUI): pyramid laid in {laid:.1f} s, "
-          f"first overview chunk at {first:.1f} s, whole overview ({n} chunks) at {whole:.1f} s")
+    for side in sorted({args.workers_side, max(args.sides)}):
+        laid, first, sparse, half, whole, n = overview_timing(args.dir / f"specimen_{side}.tif", args.method)
+        print(f"\nnapari's lazy layer on {side} px (what the widget does, without the GUI): pyramid laid in {laid:.1f} s, "
+              f"first overview chunk at {first:.1f} s, a chunk in every 4 x 4 group at {sparse:.1f} s, in every "
+              f"2 x 2 group at {half:.1f} s, whole overview ({n} chunks) at {whole:.1f} s", flush=True)
     for path in args.dir.glob("map_*.zarr"):
         shutil.rmtree(path, ignore_errors=True)
 

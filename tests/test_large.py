@@ -36,6 +36,23 @@ def test_pyramid_levels_are_block_means_and_stay_lazy(image):
                                atol=1e-4, equal_nan=True)
 
 
+def test_overview_fills_coarse_to_fine_so_its_first_chunks_span_the_image(image):
+    from blurmap.pyramid import progressive_order
+
+    order = progressive_order(8, 8)
+    assert sorted(order) == [(i, j) for i in range(8) for j in range(8)]  # every chunk once
+    assert order[:4] == [(0, 0), (0, 4), (4, 0), (4, 4)] and set(order[4:16]) == \
+        {(i, j) for i in range(0, 8, 2) for j in range(0, 8, 2)} - set(order[:4])
+    pyramid = SigmaPyramid(image, "gradient_ratio", {}, chunk=256, overview_side=100)
+    filling = pyramid.fill_overview()
+    for _ in range(4):  # a 3 x 3 grid of chunks: its four corners first
+        next(filling)
+    finite = np.isfinite(pyramid.overview)
+    h, w = finite.shape
+    assert finite[:10, :10].all() and finite[-10:, :10].all() and finite[:10, -10:].all() and finite[-10:, -10:].all()
+    assert not finite[h // 2, w // 2]  # the centre chunk comes later
+
+
 def test_halving_ignores_nan_and_keeps_all_nan_blocks_nan():
     import dask.array as da
 

@@ -13,6 +13,19 @@ from .io import halve, pyramid_shapes
 OVERVIEW_SIDE = 1024  # px; the overview is the first level whose longer side is at most this
 
 
+def progressive_order(rows: int, cols: int) -> list[tuple[int, int]]:
+    """Return every (row, col) of a grid of chunks, coarse to fine: a chunk every 2**m first, then the gaps, halving.
+
+    The first few chunks are spread over the whole image, so a partly filled overview already
+    shows where the focal band lies and how blur changes across the image.
+    """
+    def rank(i: int, j: int) -> int:  # the largest m with both i and j multiples of 2**m (0 is a multiple of all)
+        bits = 64 if (i | j) == 0 else ((i | j) & -(i | j)).bit_length() - 1
+        return -bits
+
+    return sorted(((i, j) for i in range(rows) for j in range(cols)), key=lambda p: (rank(*p), p))
+
+
 class SigmaPyramid:
     """Lazy levels of the sigma map (full resolution first, each a dask array) and an overview filled chunk by chunk.
 
@@ -60,11 +73,11 @@ class SigmaPyramid:
             self.overview.ravel()[touched] = self._sum[touched] / self._count[touched]
 
     def fill_overview(self) -> Iterator[int]:
-        """Compute every full-resolution chunk once, a few at a time on all cores, adding each to the overview; yield chunks done."""
+        """Compute every full-resolution chunk once, coarse to fine over the image, a few at a time on all cores; yield chunks done."""
         import dask
 
         starts = [np.cumsum((0,) + c) for c in self.maps.chunks[:2]]
-        places = [(i, j) for i in range(self.maps.numblocks[0]) for j in range(self.maps.numblocks[1])]
+        places = progressive_order(*self.maps.numblocks[:2])
         batch = max(1, os.cpu_count() or 1)
         done = 0
         for k in range(0, len(places), batch):
