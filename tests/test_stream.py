@@ -115,6 +115,15 @@ def test_a_stack_is_refused_clearly(tmp_path):
     assert not (tmp_path / "o.zarr").exists()
 
 
+def test_a_tiff_read_again_after_it_changed_gives_the_new_pixels(tmp_path):
+    path = tmp_path / "a.tif"
+    tifffile.imwrite(path, np.zeros((64, 64), np.uint16), tile=(32, 32))
+    image = open_image(path).levels[0]
+    assert int(image[:32, :32].sum().compute(scheduler="sync")) == 0  # this thread keeps the file open now
+    tifffile.imwrite(path, np.full((64, 64), 7, np.uint16), tile=(32, 32), description="rewritten")
+    assert int(image[:32, :32].max().compute(scheduler="sync")) == 7
+
+
 def test_chunk_files_written_directly_read_back_through_zarr(tmp_path):
     root = zarr.open_group(str(tmp_path / "a.zarr"), mode="w", zarr_format=2)
     array = root.create_array("0", shape=(5, 7), chunks=(2, 4), dtype="float32", fill_value=np.nan,

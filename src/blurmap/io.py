@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
 from pathlib import Path
 from typing import NamedTuple
 
@@ -80,10 +82,11 @@ def _open_zarr(path: Path) -> Source:
 
 
 class TiffLevel:
-    """One level of a TIFF as an array dask can slice: it keeps only the path, and opens the file per read.
+    """One level of a TIFF as an array dask can slice: it keeps only the path, so it can travel to a cluster's workers.
 
-    tifffile's Zarr store holds an open file and a lock, which cannot travel to a cluster's
-    workers; this object can, and each read touches only the tiles or strips it needs.
+    tifffile's Zarr store holds an open file and a lock, which cannot be pickled; each thread
+    opens its own store on first read and keeps it (reopened when the file changes), so a read
+    touches only the tiles or strips it needs and does not parse the TIFF again.
     """
 
     def __init__(self, path: str, key: str | None, shape: tuple[int, ...], dtype):
@@ -91,12 +94,32 @@ class TiffLevel:
         self.ndim = len(self.shape)
 
     def __getitem__(self, index) -> np.ndarray:
-        import tifffile
-        import zarr
+        return np.asarray(_tiff_node(self.path, self.key)[index])
 
-        with tifffile.imread(self.path, aszarr=True) as store:
-            node = zarr.open(store, mode="r")
-            return np.asarray((node if self.key is None else node[self.key])[index])
+
+_OPEN = threading.local()  # each thread's open TIFF stores: {(path, key): ((mtime, size, inode), node, store)}
+_MAX_OPEN = 4  # per thread
+
+
+def _tiff_node(path: str, key: str | None):
+    """Return this thread's open Zarr node of level `key` of the TIFF at `path`, opening it if needed."""
+    import tifffile
+    import zarr
+
+    info = os.stat(path)
+    stamp = (info.st_mtime_ns, info.st_size, info.st_ino)
+    cache = _OPEN.__dict__.setdefault("nodes", {})
+    entry = cache.get((path, key))
+    if entry is not None and entry[0] == stamp:
+        return entry[1]
+    if entry is not None or len(cache) >= _MAX_OPEN:
+        _stamp, _node, store = cache.pop((path, key)) if entry is not None else cache.pop(next(iter(cache)))
+        store.close()
+    store = tifffile.imread(path, aszarr=True)
+    node = zarr.open(store, mode="r")
+    node = node if key is None else node[key]
+    cache[(path, key)] = (stamp, node, store)
+    return node
 
 
 def _open_tiff(path: Path, chunk: int = 1024) -> Source:

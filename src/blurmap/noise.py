@@ -52,10 +52,11 @@ def _block_stats(tile: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _sampled_stats(image) -> tuple[np.ndarray, np.ndarray]:
     """Return block (means, high-pass variances) over a fixed grid of tiles of `image`."""
     tiles = [image[y:y + _TILE, x:x + _TILE] for y, x in tile_origins(tuple(image.shape))]
-    if not isinstance(image, np.ndarray):  # a dask array: read only the sampled tiles
+    if isinstance(image, np.ndarray):
+        stats = [_block_stats(t) for t in tiles]
+    else:  # a dask array: read only the sampled tiles, each read and measured as one task
         import dask
-        tiles = dask.compute(*tiles)
-    stats = [_block_stats(t) for t in tiles]
+        stats = dask.compute(*[dask.delayed(_block_stats)(t) for t in tiles])
     return np.concatenate([m for m, _ in stats]), np.concatenate([v for _, v in stats])
 
 
