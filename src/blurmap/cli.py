@@ -19,7 +19,7 @@ from ._validate import as_2d_float
 from .engine import DEFAULT_CHUNK, estimate
 from .focal import focal, hough_focal_line, profile
 from .io import read_pixels
-from .registry import DEFAULT, estimators, get
+from .registry import DEFAULT, estimators, get, get_blind
 from .synthetic import sem_sample
 
 
@@ -118,9 +118,7 @@ def parse_params(pairs: list[str]) -> dict:
 
 def profile_image(path: Path, outdir: Path, method: str | None, params: dict) -> dict:
     """Estimate a user's image; write the map, overlay, focal profile PNG and JSON; return the summary."""
-    est = get(method)
-    if est.inputs:
-        raise ValueError(f"method {est.name!r} needs {', '.join(est.inputs)} as well; use it from Python or napari")
+    est = get_blind(method)
     image = as_2d_float(read_image(path))  # grey float32; RGB becomes luminance with a warning
     start = time.perf_counter()
     sigma, confidence = estimate(image, est.name, return_confidence=True, **params)  # checks before writing

@@ -317,8 +317,16 @@ def estimators() -> dict[str, Estimator]:
 
 
 def get(method: str | None) -> Estimator:
-    """Return the estimator called `method` (the default if None), or raise a clear KeyError."""
+    """Return the estimator called `method` (the default if None), or raise a clear ValueError."""
     name = DEFAULT if method is None else method
     if name not in _REGISTRY:
         raise ValueError(f"unknown method {name!r}; choose one of {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]
+
+
+def get_blind(method: str | None) -> Estimator:
+    """Return the estimator called `method` if it needs nothing but the image (as files on the command line), or raise."""
+    est = get(method)
+    if est.inputs:
+        raise ValueError(f"method {est.name!r} needs {', '.join(est.inputs)} as well; use it from Python or napari")
+    return est

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import io
 from .engine import DEFAULT_CHUNK, lazy_maps
-from .registry import get
+from .registry import get_blind
 
 TIFF_TILE = 256  # px; tile side of TIFF output
 BAND_BLOCKS = 32  # blocks per core in each band computed at once on local threads
@@ -263,15 +263,13 @@ def estimate_file(source: Path, output: Path, method: str | None = None, params:
     """Write the sigma map of a (large) image file to OME-Zarr or TIFF, chunk by chunk; return what was done.
 
     Written under a hidden temporary name beside `output` and moved into place when whole: a killed
-    run leaves no file under the final name (and a stale hidden one, removed on the next run's
-    failure path or by hand); it is not resumed. `client` is a dask.distributed Client or None for
+    run leaves no file under the final name, only a stale hidden one (`.NAME.partial-PID`) that no
+    later run reuses or removes; it is not resumed. `client` is a dask.distributed Client or None for
     local threads. `progress`: None draws a bar on a terminal only, False never, True always.
     """
-    est = get(method)
+    est = get_blind(method)
     params = dict(params or {})
     chunk += -chunk % 2**BLOCK_LEVELS  # each block owns its region of the levels it writes
-    if est.inputs:
-        raise ValueError(f"method {est.name!r} needs {', '.join(est.inputs)} as well; use it from Python or napari")
     check_paths(source, output, overwrite)
     src = io.open_image(source)
     image = src.levels[0]
