@@ -108,6 +108,16 @@ def test_refusals_leave_everything_as_it_was(tmp_path, tiled_tiff, capsys):
     assert not (out / "keep").exists() and "multiscales" in zarr.open_group(str(out), mode="r").attrs
 
 
+def test_a_method_that_needs_a_second_image_is_refused_before_anything_is_written(tmp_path, tiled_tiff):
+    from blurmap.cli import profile_image
+
+    with pytest.raises(ValueError, match="needs reference as well"):
+        estimate_file(tiled_tiff, tmp_path / "map.zarr", "reference")
+    with pytest.raises(ValueError, match="needs reference as well"):
+        profile_image(tiled_tiff, tmp_path / "out", "reference", {})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
+
+
 def test_a_stack_is_refused_clearly(tmp_path):
     stack = tmp_path / "stack.zarr"
     zarr.open_array(str(stack), mode="w", shape=(3, 64, 64), dtype="f4")[:] = 1.0
