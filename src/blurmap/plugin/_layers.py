@@ -25,15 +25,25 @@ def contrast_limits(sigma: np.ndarray, units: str) -> tuple[float, float]:
     return 0.0, high if high > 0 else 1.0
 
 
+def _placement(source) -> dict:
+    """Return the source layer's scale, translate, rotate and shear: a map laid with them lies exactly over it."""
+    return {"scale": source.scale, "translate": source.translate, "rotate": source.rotate, "shear": source.shear}
+
+
+def _metadata(source, method: str, units: str, params: dict, confidence, **extra) -> dict:
+    """Return the map layer's metadata: method, parameters used, unit and label, source, confidence."""
+    est = get(method)
+    return {"blurmap": {"method": method, "params": dict(params), "unit": units, "label": est.label(),
+                        "source": source.name, "confidence": confidence,
+                        "higher_is_sharper": units == "relative" and est.higher_is_sharper, **extra}}
+
+
 def show_sigma(viewer, source, sigma: np.ndarray, confidence: np.ndarray, method: str, units: str,
                params: dict):
     """Add the sigma map over `source` in `viewer`, or update the layer a previous run made."""
     name = layer_name(source.name, method)
-    placement = {"scale": source.scale, "translate": source.translate,
-                 "rotate": source.rotate, "shear": source.shear}
-    metadata = {"blurmap": {"method": method, "params": dict(params), "unit": units, "label": get(method).label(),
-                            "source": source.name, "confidence": confidence,
-                            "higher_is_sharper": units == "relative" and get(method).higher_is_sharper}}
+    placement = _placement(source)
+    metadata = _metadata(source, method, units, params, confidence)
     limits = contrast_limits(sigma, units)
     if name in viewer.layers:
         layer = viewer.layers[name]
@@ -56,16 +66,11 @@ def show_sigma_pyramid(viewer, source, pyramid):
     name = layer_name(source.name, est.name)
     if name in viewer.layers:
         viewer.layers.remove(name)
-    placement = {"scale": source.scale, "translate": source.translate, "rotate": source.rotate,
-                 "shear": source.shear}
-    metadata = {"blurmap": {"method": est.name, "params": dict(pyramid.params), "unit": est.units,
-                            "label": est.label(), "source": source.name, "confidence": None,
-                            "higher_is_sharper": est.units == "relative" and est.higher_is_sharper,
-                            "pyramid": True}}
+    metadata = _metadata(source, est.name, est.units, pyramid.params, None, pyramid=True)
     limits = (0.0, 4.0) if est.units == "px" else (0.0, 1.0)  # until the overview is known; never computed here
     multiscale = len(pyramid.levels) > 1
     data = pyramid.levels if multiscale else pyramid.levels[0]
     layer = viewer.add_image(data, multiscale=multiscale, name=name, colormap=COLORMAP, contrast_limits=limits,
-                             blending="translucent", opacity=0.7, metadata=metadata, **placement)
+                             blending="translucent", opacity=0.7, metadata=metadata, **_placement(source))
     layer.colorbar.visible = True
     return layer

@@ -159,8 +159,7 @@ class SigmaMapWidget(Container):
         """
         self.pyramid_layer = None
         self.status.value = f"computing the overview of {method} on {layer.name} ..."
-        total = engine.tile_count(data.shape[:2], method, **{k: v for k, v in params.items()
-                                                            if k not in get(method).inputs})
+        total = engine.tile_count(data.shape[:2], method, **params)
         self.worker = create_worker(_compute_pyramid, data, method, params,
                                     _progress={"total": total + 1, "desc": f"blurmap: {method} overview"})
         self.worker.yielded.connect(lambda value: self._pyramid_step(layer, value))
@@ -184,12 +183,12 @@ class SigmaMapWidget(Container):
             return
         if result is None or self.pyramid_layer is None:
             return
-        limits = contrast_limits(result.overview, get(result.method).units)
+        est = get(result.method)
+        limits = contrast_limits(result.overview, est.units)
         self.pyramid_layer.contrast_limits_range = limits
         self.pyramid_layer.contrast_limits = limits
         self.pyramid_layer.refresh()
         finite = result.overview[np.isfinite(result.overview)]
-        est = get(result.method)
         self.status.value = (f"median sigma {np.median(finite):.2f} {est.units} (overview)" if finite.size
                              else "no texture found: sigma unknown everywhere")
         show_info(f"blurmap: {self.status.value}")
