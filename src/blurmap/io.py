@@ -116,8 +116,12 @@ def _tiff_node(path: str, key: str | None):
         _stamp, _node, store = cache.pop((path, key)) if entry is not None else cache.pop(next(iter(cache)))
         store.close()
     store = tifffile.imread(path, aszarr=True)
-    node = zarr.open(store, mode="r")
-    node = node if key is None else node[key]
+    try:
+        node = zarr.open(store, mode="r")
+        node = node if key is None else node[key]
+    except Exception:
+        store.close()
+        raise
     cache[(path, key)] = (stamp, node, store)
     return node
 
@@ -125,27 +129,23 @@ def _tiff_node(path: str, key: str | None):
 def _open_tiff(path: Path, chunk: int = 1024) -> Source:
     """Open a TIFF lazily through tifffile's Zarr store: tiles or strips are read when a chunk needs them."""
     import dask.array as da
-    import tifffile
     import zarr
 
     try:
-        store = tifffile.imread(path, aszarr=True)
-    except (tifffile.TiffFileError, ValueError) as err:
+        node = _tiff_node(str(path), None)  # this thread's store, kept for its later reads
+    except ValueError as err:  # tifffile's TiffFileError is one
         raise ValueError(f"cannot read {path} as a TIFF: {err}") from None
-    with store:
-        node = zarr.open(store, mode="r")
-        keys = [None] if isinstance(node, zarr.Array) else sorted((k for k, _ in node.arrays()), key=int)
-        arrays = [node if k is None else node[k] for k in keys]
-        levels = []
-        for key, arr in zip(keys, arrays):
-            # chunks: whole tiles or strips, about `chunk` px a side; a trailing RGB axis stays whole
-            native = arr.chunks
-            chunks = tuple(max(1, chunk // c) * c if n > 1 else 1 for c, n in zip(native, arr.shape))
-            if arr.ndim == 3 and arr.shape[-1] in (3, 4):
-                chunks = chunks[:2] + (arr.shape[-1],)
-            lazy = da.from_array(TiffLevel(str(path), key, arr.shape, arr.dtype), chunks=chunks, asarray=False,
-                                 name=f"tiff-{path.name}-{key}-{path.stat().st_mtime_ns}")
-            levels.append(_to_2d(lazy, f"{path}" + (f" level {key}" if key else "")))
+    keys = [None] if isinstance(node, zarr.Array) else sorted((k for k, _ in node.arrays()), key=int)
+    levels = []
+    for key in keys:
+        arr = node if key is None else node[key]
+        # chunks: whole tiles or strips, about `chunk` px a side; a trailing RGB axis stays whole
+        chunks = tuple(max(1, chunk // c) * c if n > 1 else 1 for c, n in zip(arr.chunks, arr.shape))
+        if arr.ndim == 3 and arr.shape[-1] in (3, 4):
+            chunks = chunks[:2] + (arr.shape[-1],)
+        lazy = da.from_array(TiffLevel(str(path), key, arr.shape, arr.dtype), chunks=chunks, asarray=False,
+                             name=f"tiff-{path.name}-{key}-{path.stat().st_mtime_ns}")
+        levels.append(_to_2d(lazy, f"{path}" + (f" level {key}" if key else "")))
     return Source(levels, (1.0, 1.0), None, path.name.split(".")[0])
 
 
