@@ -39,7 +39,12 @@ def test_manifest_and_registry_agree():
 
 
 def test_manifest_python_names_import():
-    MANIFEST.validate_imports()
+    import importlib
+
+    MANIFEST.validate_imports()  # raises if a python_name does not import
+    for command in MANIFEST.contributions.commands:
+        module, _, attr = command.python_name.partition(":")
+        assert callable(getattr(importlib.import_module(module), attr)), command.python_name
 
 
 def test_methods_table_lists_every_estimator():
