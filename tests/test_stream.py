@@ -1,9 +1,11 @@
 """`blurmap estimate` and blurmap.stream: lazy inputs, OME-Zarr and TIFF outputs, atomic writes, a real cluster."""
 
+import contextlib
 import io as _io
 import json
 import time
 
+import dask
 import numpy as np
 import pytest
 import tifffile
@@ -12,6 +14,7 @@ import zarr
 from blurmap import estimate, synthetic
 from blurmap import stream
 from blurmap.cli import main
+from blurmap.engine import lazy_maps
 from blurmap.io import open_image
 from blurmap.stream import Progress, estimate_file
 
@@ -85,6 +88,21 @@ def test_zarr_ome_zarr_and_png_inputs(tmp_path, micrograph):
     _, ms, levels = _ome_levels(tmp_path / "b.zarr")
     assert ms["axes"][0]["unit"] == "nanometer" and ms["datasets"][0]["coordinateTransformations"][0]["scale"] == [2.5, 2.5]
     np.testing.assert_allclose(_ome_levels(tmp_path / "a.zarr")[2][0], levels[0], atol=1e-6, equal_nan=True)
+
+
+def test_blocks_reading_their_own_windows_equal_the_overlap_engine(tmp_path, tiled_tiff, micrograph):
+    rgb = tmp_path / "rgb.zarr"  # RGB under a leading axis, uint8: the window path converts as the engine does
+    pixels = (np.clip(micrograph, 0, 1)[None, ..., None] * [[[[200, 255, 90]]]]).astype(np.uint8)
+    zarr.open_array(str(rgb), mode="w", shape=pixels.shape, chunks=(1, 100, 100, 3), dtype="u1")[:] = pixels
+    for path in (tiled_tiff, rgb):
+        src = open_image(path)
+        with pytest.warns(UserWarning, match="luminance") if path == rgb else contextlib.nullcontext():
+            windowed, _ = lazy_maps(src.levels[0], None, (256, 256), reader=src.planes[0])
+            overlapped, _ = lazy_maps(src.levels[0], None, (256, 256))
+        (optimized,) = dask.optimize(windowed)
+        assert len(optimized.__dask_graph__()) == windowed.npartitions == 6  # one task per block, nothing shared
+        assert len(dask.optimize(overlapped)[0].__dask_graph__()) > 2 * overlapped.npartitions
+        np.testing.assert_array_equal(windowed.compute(), overlapped.compute())
 
 
 def test_refusals_leave_everything_as_it_was(tmp_path, tiled_tiff, capsys):

@@ -46,12 +46,17 @@ def as_2d_float(image, *, name: str = "image", check_finite: bool = True):
             UserWarning,
             stacklevel=3,
         )
-        image = (image[..., :3].astype(np.float32) * LUMA.astype(np.float32)).sum(axis=-1)
-    if image.dtype != np.float32:
-        image = image.astype(np.float32)
+    image = to_float32(image)
     if check_finite and isinstance(image, np.ndarray) and not np.isfinite(image).all():
         raise ValueError(f"{name} contains NaN or infinite values; fill or crop them first")
     return image
+
+
+def to_float32(image):
+    """Return a 2-D or RGB(A) array (numpy or dask) as float32 grey, RGB(A) as luminance; no checks, no warning."""
+    if image.ndim == 3:
+        image = (image[..., :3].astype(np.float32) * LUMA.astype(np.float32)).sum(axis=-1)
+    return image if image.dtype == np.float32 else image.astype(np.float32)
 
 
 def check_param(name: str, value, minimum=None, maximum=None) -> float:

@@ -6,7 +6,7 @@ from typing import Iterator, NamedTuple
 
 import numpy as np
 
-from ._validate import as_2d_float, is_dask
+from ._validate import as_2d_float, is_dask, to_float32
 from .registry import Estimator, get
 
 DEFAULT_CHUNK = 1024  # px; chunk side used when a numpy image is computed tile by tile
@@ -65,8 +65,24 @@ def prepare(image, method: str | None = None, **params) -> Prepared:
     return Prepared(img, est, checked, arrays)
 
 
-def _lazy(prep: Prepared, chunks: tuple[int, int] | None):
-    """Return a lazy (H, W, 2) float32 dask array of sigma and confidence computed chunk by chunk."""
+def _window_block(*, reader, shape: tuple[int, int], halo: int, method: str, params: dict,
+                  block_info=None) -> np.ndarray:
+    """Return one block's (h, w, 2) float32 sigma and confidence, its window and halo read straight from `reader`."""
+    (y0, y1), (x0, x1) = block_info[None]["array-location"][:2]
+    top, left = max(y0 - halo, 0), max(x0 - halo, 0)
+    tile = to_float32(np.asarray(reader[top:min(y1 + halo, shape[0]), left:min(x1 + halo, shape[1])]))
+    sigma, conf = get(method).func(tile, **params)
+    return np.stack([sigma[y0 - top:y1 - top, x0 - left:x1 - left], conf[y0 - top:y1 - top, x0 - left:x1 - left]],
+                    axis=-1)
+
+
+def _lazy(prep: Prepared, chunks: tuple[int, int] | None, reader=None):
+    """Return a lazy (H, W, 2) float32 dask array of sigma and confidence computed chunk by chunk.
+
+    With `reader` (an object whose [rows, cols] gives the image's own pixels as numpy, e.g.
+    io.Source.planes), each block is one task that reads its window and halo itself: no halo is
+    exchanged between blocks, so a cluster's workers share nothing, and the results are the same.
+    """
     import dask.array as da
 
     img, est, params = prep.image, prep.estimator, prep.params
@@ -75,6 +91,10 @@ def _lazy(prep: Prepared, chunks: tuple[int, int] | None):
         img = da.from_array(img, chunks=chunks or (DEFAULT_CHUNK, DEFAULT_CHUNK))
     requested = chunks or tuple(c[0] for c in img.chunks)
     plan = plan_chunks(img.shape, requested, halo, est.align_for(params))
+    if reader is not None and not prep.inputs:
+        return da.map_blocks(_window_block, reader=reader, shape=img.shape, halo=halo, method=est.name,
+                             params=dict(params), chunks=plan + ((2,),), dtype=np.float32,
+                             meta=np.empty((0, 0, 0), dtype=np.float32))
     names = list(prep.inputs)
     arrays = [img] + [da.asarray(prep.inputs[name]) for name in names]
     arrays = [a.rechunk(plan) if a.chunks != plan else a for a in arrays]
@@ -91,10 +111,14 @@ def _lazy(prep: Prepared, chunks: tuple[int, int] | None):
     return da.overlap.trim_internal(out, {**depth, 2: 0}, boundary="none")
 
 
-def lazy_maps(image, method: str | None, chunks: tuple[int, int], **params):
-    """Return (lazy (H, W, 2) float32 dask array of sigma and confidence, the parameters used, image-wide ones filled)."""
+def lazy_maps(image, method: str | None, chunks: tuple[int, int], *, reader=None, **params):
+    """Return (lazy (H, W, 2) float32 dask array of sigma and confidence, the parameters used, image-wide ones filled).
+
+    `reader`, when given, reads the same pixels as `image` as numpy (``reader[rows, cols]``, e.g.
+    io.Source.planes): each block then reads its own window with its halo (see ``_lazy``).
+    """
     prep = prepare(image, method, **params)
-    return _lazy(prep, chunks), dict(prep.params)
+    return _lazy(prep, chunks, reader), dict(prep.params)
 
 
 def estimate(image, method: str | None = None, *, return_confidence: bool = False,

@@ -24,6 +24,29 @@ class Source(NamedTuple):
     scale: tuple[float, float]  # size of a full-resolution pixel along y, x (in `unit`, or 1 px)
     unit: str | None  # an OME-NGFF space unit, or None when the file gives none
     name: str
+    planes: list | None = None  # a Plane per level reading the file itself; None for an image read whole
+
+
+class Plane:
+    """Windows of one 2-D (or RGB) plane of an on-disk array, read as numpy: `plane[rows, cols]`.
+
+    It holds the array (a Zarr array or a TiffLevel, both small to pickle and read lazily), not
+    pixels, so a task can carry it to a cluster's worker and read its own window there.
+    """
+
+    def __init__(self, array, lead: int):
+        self.array, self.lead = array, lead  # `lead` singleton axes before the plane's, indexed at 0
+        self.shape, self.dtype = tuple(array.shape[lead:]), np.dtype(array.dtype)
+        self.ndim = len(self.shape)
+
+    def __getitem__(self, index) -> np.ndarray:
+        index = index if isinstance(index, tuple) else (index,)
+        return np.asarray(self.array[(0,) * self.lead + index])
+
+
+def _plane(array, lazy) -> Plane:
+    """Return the Plane of `array` that `lazy` (its dask view from _to_2d) shows."""
+    return Plane(array, array.ndim - lazy.ndim)
 
 
 def is_zarr(path: Path) -> bool:
@@ -58,17 +81,20 @@ def _open_zarr(path: Path) -> Source:
 
     node = zarr.open(str(path), mode="r")
     if isinstance(node, zarr.Array):
-        return Source([_to_2d(node, str(path))], (1.0, 1.0), None, path.name)
+        lazy = _to_2d(node, str(path))
+        return Source([lazy], (1.0, 1.0), None, path.name, [_plane(node, lazy)])
     ms = _multiscales(dict(node.attrs))
     if ms is None:
         arrays = [name for name, _ in node.arrays()]
         if len(arrays) != 1:
             raise ValueError(f"{path} is a Zarr group with arrays {arrays}, and no OME-Zarr multiscales "
                              "to say which is the image; give the array's own path")
-        return Source([_to_2d(node[arrays[0]], f"{path}/{arrays[0]}")], (1.0, 1.0), None, path.name)
+        lazy = _to_2d(node[arrays[0]], f"{path}/{arrays[0]}")
+        return Source([lazy], (1.0, 1.0), None, path.name, [_plane(node[arrays[0]], lazy)])
     axes = ms.get("axes", [])
     names = [a["name"] if isinstance(a, dict) else a for a in axes]
-    levels = [_to_2d(node[d["path"]], f"{path}/{d['path']}") for d in ms["datasets"]]
+    arrays = [node[d["path"]] for d in ms["datasets"]]
+    levels = [_to_2d(a, f"{path}/{d['path']}") for a, d in zip(arrays, ms["datasets"])]
     scale, unit = (1.0, 1.0), None
     transforms = ms["datasets"][0].get("coordinateTransformations", [])
     for t in transforms:
@@ -78,7 +104,8 @@ def _open_zarr(path: Path) -> Source:
         unit = axes[-1].get("unit")
     if names and names[-2:] != ["y", "x"]:
         raise ValueError(f"{path}: the last two axes are {names[-2:]}, not y and x")
-    return Source(levels, scale, unit, path.name.removesuffix(".zarr").removesuffix(".ome"))
+    return Source(levels, scale, unit, path.name.removesuffix(".zarr").removesuffix(".ome"),
+                  [_plane(a, lazy) for a, lazy in zip(arrays, levels)])
 
 
 class TiffLevel:
@@ -136,17 +163,19 @@ def _open_tiff(path: Path, chunk: int = 1024) -> Source:
     except ValueError as err:  # tifffile's TiffFileError is one
         raise ValueError(f"cannot read {path} as a TIFF: {err}") from None
     keys = [None] if isinstance(node, zarr.Array) else sorted((k for k, _ in node.arrays()), key=int)
-    levels = []
+    levels, planes = [], []
     for key in keys:
         arr = node if key is None else node[key]
         # chunks: whole tiles or strips, about `chunk` px a side; a trailing RGB axis stays whole
         chunks = tuple(max(1, chunk // c) * c if n > 1 else 1 for c, n in zip(arr.chunks, arr.shape))
         if arr.ndim == 3 and arr.shape[-1] in (3, 4):
             chunks = chunks[:2] + (arr.shape[-1],)
-        lazy = da.from_array(TiffLevel(str(path), key, arr.shape, arr.dtype), chunks=chunks, asarray=False,
+        level = TiffLevel(str(path), key, arr.shape, arr.dtype)
+        lazy = da.from_array(level, chunks=chunks, asarray=False,
                              name=f"tiff-{path.name}-{key}-{path.stat().st_mtime_ns}")
         levels.append(_to_2d(lazy, f"{path}" + (f" level {key}" if key else "")))
-    return Source(levels, (1.0, 1.0), None, path.name.split(".")[0])
+        planes.append(_plane(level, levels[-1]))
+    return Source(levels, (1.0, 1.0), None, path.name.split(".")[0], planes)
 
 
 def open_image(path: Path | str) -> Source:
