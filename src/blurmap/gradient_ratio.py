@@ -282,10 +282,20 @@ def sigma_from_evidence(ev: Evidence, window: float = 16.0, fill: float = 32.0,
     one from the pre-blurred base, of what is left, its share; the robust gradient ratio the rest.
     Clean regions get the exponent-free estimate, noisy ones the base's, the noisiest the gradient's.
     """
-    sigma_g, weight_g = _pooled_sigma(ev.gradient, ev.gradient_conf, window, GAMMA, T_DERIV)
-    sigma_c, weight_c = _pooled_sigma(ev.curvature, ev.curvature_conf, window, CURV_GAMMA, CURV_T)
-    sigma_b, weight_b = _pooled_sigma(ev.base_curvature, ev.base_curvature_conf, window, BASE_GAMMA, BASE_T,
-                                      BASE_SCALES, BASE)
+    return blend(readings(ev, window), fill, sigma_max)
+
+
+def readings(ev: Evidence, window: float = 16.0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Return (sigma in px, pooled weight) on the 4 px grid of the gradient, curvature and base-curvature evidence, in order."""
+    return [_pooled_sigma(ev.gradient, ev.gradient_conf, window, GAMMA, T_DERIV),
+            _pooled_sigma(ev.curvature, ev.curvature_conf, window, CURV_GAMMA, CURV_T),
+            _pooled_sigma(ev.base_curvature, ev.base_curvature_conf, window, BASE_GAMMA, BASE_T, BASE_SCALES, BASE)]
+
+
+def blend(pooled: list[tuple[np.ndarray, np.ndarray]], fill: float = 32.0,
+          sigma_max: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
+    """Return (sigma in px, confidence) on the 4 px grid from the three readings, as ``sigma_from_evidence`` describes."""
+    (sigma_g, weight_g), (sigma_c, weight_c), (sigma_b, weight_b) = pooled
     share_c = np.clip(weight_c, 0.0, 1.0)
     share_b = np.clip(weight_b, 0.0, 1.0) * (1 - share_c)
     sigma = share_c * sigma_c + share_b * sigma_b + (1 - share_c - share_b) * sigma_g

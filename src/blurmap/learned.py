@@ -2,9 +2,11 @@
 
 The network's first stage is fixed, not learned: per 4 x 4 block, the gradient and Laplacian
 energies of the image re-blurred by SCALES px, read as log ratios of one another (so gain cancels
-exactly) beside the noise's share of them, block by block and pooled over about 16 px. Filters a
-first convolution layer would learn for this task look like these Gaussian derivatives; fixing
-them makes the map invariant to gain by construction and costs a few separable passes. A fully
+exactly) beside the noise's share of them, block by block and pooled over about 16 px, and
+gradient_ratio's three calibrated readings of sigma with their weights and its blend of them
+(which the network learns to correct where a texture fools them). Filters a first convolution
+layer would learn for this task look like these Gaussian derivatives; fixing them makes the map
+invariant to gain by construction and costs a few separable passes. A fully
 convolutional network of four layers on the 4 px grid then regresses, per block, the natural log
 of sigma and the log variance of that estimate (trained by Gaussian negative log likelihood, so
 its variance is an honest uncertainty). Its weights ship in ``learned.npz``, trained by
@@ -19,12 +21,16 @@ from importlib import resources
 import numpy as np
 from scipy import ndimage as ndi
 
+from . import gradient_ratio as _gr
 from .gradient_ratio import (BLOCK, _block_mean, _box2, _gradient_energy, _laplacian_energy, _upsample,
                              block_noise, noise_energy)
 
 SCALES = (0.0, 0.7, 1.4, 2.1, 2.8, 4.0)  # px; re-blurs whose energies are the network's input
 POOL = 5  # coarse px; width of the box (applied twice) of the pooled copy of every feature
-N_FEATURES = 2 * (2 * len(SCALES))  # block and pooled copies of: 5 gradient ratios, 6 curvatures, noise
+N_EVIDENCE = 7  # gradient_ratio's three calibrated readings (log px), their weights, and its blend (log px)
+EVIDENCE_WINDOW, EVIDENCE_FILL, EVIDENCE_MAX = 16.0, 32.0, 10.0  # px; gradient_ratio's defaults, for those readings
+EVIDENCE_OFFSET = 0.1  # px added before the log, so that a zero reading (no evidence) stays finite
+N_FEATURES = 2 * (2 * len(SCALES)) + N_EVIDENCE  # block and pooled copies of: 5 gradient ratios, 6 curvatures, noise
 LOG_CLIP = (-20.0, 8.0)  # log ratios are clipped here: flat blocks give log(0)
 SIGMA_RANGE = (0.05, 20.0)  # px; the map is clipped to this
 CONF_STD = 0.15  # predicted std of log sigma at which the confidence is 0.5
@@ -62,7 +68,18 @@ def features(image: np.ndarray, noise: float = 0.0, shot_noise: float = 0.0,
     q0 = q_unit * noise_energy(0.0)
     block = _ratios(grad, lap, q0)
     pooled = _ratios([_box2(g, POOL) for g in grad], [_box2(lp, POOL) for lp in lap], _box2(q0, POOL))
-    return np.stack(block + pooled).astype(np.float32)
+    return np.concatenate([np.stack(block + pooled), _evidence(img, noise, shot_noise, dark_level)]).astype(np.float32)
+
+
+def _evidence(img: np.ndarray, noise: float, shot_noise: float, dark_level: float) -> np.ndarray:
+    """Return gradient_ratio's readings per block: each kind of evidence's sigma (log px) and weight, then their blend (log px)."""
+    pooled = _gr.readings(_gr.evidence(img, noise, shot_noise, dark_level), EVIDENCE_WINDOW)
+    blend, _ = _gr.blend(pooled, EVIDENCE_FILL, EVIDENCE_MAX)
+    out = []
+    for sigma, weight in pooled:
+        out += [np.log(np.minimum(sigma, EVIDENCE_MAX) + EVIDENCE_OFFSET), np.clip(weight, 0.0, 1.0)]
+    out.append(np.log(np.nan_to_num(blend, nan=EVIDENCE_MAX) + EVIDENCE_OFFSET))  # NaN: no texture within reach
+    return np.stack(out)
 
 
 @lru_cache(maxsize=None)
@@ -115,6 +132,8 @@ def halo(weights: dict[str, np.ndarray] | None = None) -> int:
     """Return the context (px, a multiple of 4) each side of a tile: filters, pooling, the network, interpolation."""
     full_res = int(_TRUNCATE * max(SCALES) + 0.5) + 1  # re-blur plus the derivatives, in full pixels
     coarse = -(-full_res // BLOCK) + 2 * (POOL // 2)  # blocks touched, then the pooled copy's two box passes
+    # or gradient_ratio's readings, if they reach further: its halo less its interpolation block and spare
+    coarse = max(coarse, _gr.halo(EVIDENCE_WINDOW, EVIDENCE_FILL) // BLOCK - 2)
     coarse += sum(d * (w.shape[-1] // 2) for w, _, d in layer_specs(weights or load_weights()))
     return BLOCK * (coarse + 2)  # + interpolation and one block to spare
 
