@@ -53,7 +53,7 @@ def _ratios(grad: list[np.ndarray], lap: list[np.ndarray], noise: np.ndarray) ->
 
 def features(image: np.ndarray, noise: float = 0.0, shot_noise: float = 0.0,
              dark_level: float = 0.0) -> np.ndarray:
-    """Return the network's input, (N_FEATURES, ceil(h/4), ceil(w/4)) float32 log ratios, one per 4 x 4 block.
+    """Return the network's input, (N_FEATURES, ceil(h/4), ceil(w/4)) float32, one per 4 x 4 block: log ratios, then readings.
 
     The noise variance is noise**2 + shot_noise * (local mean - dark_level) in image units. The
     top-left corner of `image` must lie on the global 4 px grid (the engine sees to it).

@@ -275,7 +275,8 @@ def estimate_file(source: Path, output: Path, method: str | None = None, params:
     image = src.levels[0]
     start = time.perf_counter()
     # each block reads its own window from the file (checks parameters before any writing)
-    lazy, used = lazy_maps(image, est.name, (chunk, chunk), reader=src.planes and src.planes[0], **params)
+    lazy, used = lazy_maps(image, est.name, (chunk, chunk), reader=src.planes[0] if src.planes else None,
+                           **params)
     zarr_chunk = (lazy.chunks[0][0], lazy.chunks[1][0])  # chunk starts are multiples of it: no two share a chunk
     meta = {"method": est.name, "units": est.units, "label": est.label(), "params": used,
             "value_unit": "px" if est.units == "px" else None, "source": str(source), "blurmap_version": _version()}
