@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -88,3 +90,28 @@ def test_profile_refuses_a_missing_or_unreadable_file(tmp_path, capsys):
     bad.write_text("not an image")
     assert main(["profile", str(bad), str(tmp_path / "o")]) == 2
     assert "cannot read" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+_FAULTS = """
+import resource, sys
+import dask.array as da
+import numpy as np
+from blurmap import estimate
+from blurmap.cli import keep_freed_memory
+if sys.argv[1] == "keep":
+    assert keep_freed_memory()
+image = np.random.default_rng(2).random((2048, 2048), dtype=np.float32)  # any texture costs the same
+lazy = estimate(da.from_array(image, chunks=1024), noise=0.01, shot_noise=0.0, dark_level=0.0)
+lazy.compute(scheduler="threads")
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+lazy.compute(scheduler="threads")  # the same chunks again: their memory was freed once
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_the_command_line_keeps_freed_memory_for_the_next_chunk():
+    # in fresh processes, as `blurmap estimate` sets its own malloc at start-up
+    faults = {how: int(subprocess.run([sys.executable, "-c", _FAULTS, how], capture_output=True, text=True,
+                                      check=True).stdout) for how in ("keep", "default")}
+    assert faults["keep"] < 2000 and 5 * faults["keep"] < faults["default"], faults

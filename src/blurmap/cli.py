@@ -224,17 +224,41 @@ def _cluster(args):
     return Client(local_cluster(args.workers))
 
 
+KEEP_FREED = 64 << 20  # bytes; freed blocks up to this size stay in the process for the next chunk (see keep_freed_memory)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
+
+
+def keep_freed_memory(limit: int = KEEP_FREED) -> bool:
+    """Ask glibc's malloc to keep freed memory up to `limit` bytes for reuse; return whether it took (False elsewhere).
+
+    A chunk's temporaries (5 to 40 MB each) are otherwise handed back to the OS when freed and
+    faulted in again, page by page, for the next chunk: measured on 67 MP, 0.55 million page faults
+    and 1.5 s of an 8.8 s run, gone with this (7.3 s). For the command line's own process only: a
+    library should not change how its host allocates.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):  # not glibc (macOS, Windows)
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, limit)) and bool(mallopt(_M_TRIM_THRESHOLD, limit))
+
+
 def local_cluster(workers: int):
-    """Return a LocalCluster of single-threaded worker processes, without distributed's malloc trimming.
+    """Return a LocalCluster of single-threaded worker processes whose malloc keeps freed memory for the next chunk.
 
     distributed's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers, which makes every
     multi-megabyte array of a chunk a fresh mmap: measured here, a worker spent half its time in
-    page faults and ran at half the speed of a thread. Dropped for the workers blurmap starts.
+    page faults and ran at half the speed of a thread. The workers blurmap starts get glibc's
+    environment equivalent of ``keep_freed_memory`` instead.
     """
     import dask
     from distributed import LocalCluster
 
-    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+    env = {"MALLOC_TRIM_THRESHOLD_": str(KEEP_FREED), "MALLOC_MMAP_THRESHOLD_": str(KEEP_FREED)}
+    with dask.config.set({f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in env.items()}):
         return LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None)
 
 
@@ -246,6 +270,7 @@ def _estimate_command(args) -> int:
     # rest of the start-up, so that the time reported below is the work's
     if importlib.util.find_spec("distributed") is not None:
         importlib.import_module("distributed")
+    keep_freed_memory()
     client = None
     try:
         if args.chunk < 64:
