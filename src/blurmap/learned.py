@@ -29,6 +29,7 @@ SCALES = (0.0, 0.7, 1.4, 2.1, 2.8, 4.0)  # px; re-blurs whose energies are the n
 POOL = 5  # coarse px; width of the box (applied twice) of the pooled copy of every feature
 N_EVIDENCE = 7  # gradient_ratio's three calibrated readings (log px), their weights, and its blend (log px)
 EVIDENCE_WINDOW, EVIDENCE_FILL, EVIDENCE_MAX = 16.0, 32.0, 10.0  # px; gradient_ratio's defaults, for those readings
+_GR_SCALES = {0.0, *_gr.SCALES, _gr.BASE, *_gr.BASE_SCALES}  # px; the re-blurs gradient_ratio.evidence uses
 EVIDENCE_OFFSET = 0.1  # px added before the log, so that a zero reading (no evidence) stays finite
 N_FEATURES = 2 * (2 * len(SCALES)) + N_EVIDENCE  # block and pooled copies of: 5 gradient ratios, 6 curvatures, noise
 LOG_CLIP = (-20.0, 8.0)  # log ratios are clipped here: flat blocks give log(0)
@@ -60,20 +61,27 @@ def features(image: np.ndarray, noise: float = 0.0, shot_noise: float = 0.0,
     """
     img = np.asarray(image, dtype=np.float32)
     floor, q_unit = block_noise(img, noise, shot_noise, dark_level)
-    grad, lap = [], []
+    grad, lap, blurred = [], [], {}
     for s in SCALES:
         g = ndi.gaussian_filter(img, s, mode="reflect", truncate=_TRUNCATE) if s > 0 else img
+        if s in _GR_SCALES:  # kept for gradient_ratio's readings (only those: each is an image's worth)
+            blurred[s] = g
         grad.append(_block_mean(_gradient_energy(g)) + floor)
         lap.append(_block_mean(_laplacian_energy(g)) + floor)
     q0 = q_unit * noise_energy(0.0)
     block = _ratios(grad, lap, q0)
     pooled = _ratios([_box2(g, POOL) for g in grad], [_box2(lp, POOL) for lp in lap], _box2(q0, POOL))
-    return np.concatenate([np.stack(block + pooled), _evidence(img, noise, shot_noise, dark_level)]).astype(np.float32)
+    readings = _evidence(img, noise, shot_noise, dark_level, blurred)
+    return np.concatenate([np.stack(block + pooled), readings]).astype(np.float32)
 
 
-def _evidence(img: np.ndarray, noise: float, shot_noise: float, dark_level: float) -> np.ndarray:
-    """Return gradient_ratio's readings per block: each kind of evidence's sigma (log px) and weight, then their blend (log px)."""
-    pooled = _gr.readings(_gr.evidence(img, noise, shot_noise, dark_level), EVIDENCE_WINDOW)
+def _evidence(img: np.ndarray, noise: float, shot_noise: float, dark_level: float,
+              blurred: dict[float, np.ndarray]) -> np.ndarray:
+    """Return gradient_ratio's readings per block: each kind of evidence's sigma (log px) and weight, then their blend (log px).
+
+    `blurred` holds the re-blurs ``features`` made already (gradient_ratio's scales are among them).
+    """
+    pooled = _gr.readings(_gr.evidence(img, noise, shot_noise, dark_level, blurred), EVIDENCE_WINDOW)
     blend, _ = _gr.blend(pooled, EVIDENCE_FILL, EVIDENCE_MAX)
     out = []
     for sigma, weight in pooled:
