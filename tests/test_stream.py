@@ -56,6 +56,22 @@ def test_tiff_to_ome_zarr_equals_the_in_memory_map(tmp_path, tiled_tiff, microgr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif", "map.zarr"]  # no temporary left
 
 
+def test_levels_past_those_the_blocks_write_are_2x2_means_in_whole_chunks(tmp_path, tiled_tiff, monkeypatch):
+    monkeypatch.setattr(stream, "BLOCK_LEVELS", 0)  # every coarse level made by reading the one before
+    out = tmp_path / "map.zarr"
+    assert main(["estimate", str(tiled_tiff), str(out), "--chunk", "136"]) == 0
+    root, _, levels = _ome_levels(out)
+    assert [lv.shape for lv in levels] == [(600, 520), (300, 260), (150, 130)]
+    assert root["1"].chunks == (136, 136)
+    for group in ("", "confidence/"):
+        for k in (1, 2):
+            finer, level = root[f"{group}{k - 1}"][:], root[f"{group}{k}"][:]
+            h, w = level.shape
+            with np.errstate(all="ignore"):
+                mean = np.nanmean(finer[:2 * h, :2 * w].reshape(h, 2, w, 2), axis=(1, 3))
+            np.testing.assert_allclose(level, mean, rtol=1e-6, equal_nan=True)
+
+
 def test_tiff_output_is_a_tiled_pyramid_with_its_metadata(tmp_path, tiled_tiff, micrograph):
     out = tmp_path / "map.tif"
     assert main(["estimate", str(tiled_tiff), str(out), "--method", "acutance"]) == 0
