@@ -8,9 +8,10 @@ tile by tile (never whole in memory): a dead-leaves grain texture repeated with 
 plane (0.5 px in focus, 3.5 px at the far edge), with shot and detector noise. Then runs the
 CLI on each, as a user would, into OME-Zarr, sampling the resident memory of the whole process
 tree from the OS (psutil) every 0.1 s; each size runs `--repeat` times, the fastest time and the
-highest peak reported; the runs go in rounds over all sizes, each round measuring the in-memory
-figure too (the best round's kept). Also: the same engine on an in-memory numpy image cut in
-the same chunks (its per-chunk throughput), one against two local workers (--workers 1 / 2),
+highest peak reported; the runs go in rounds over all sizes. Before each run the same engine
+runs on an in-memory numpy image cut in the same chunks (its per-chunk throughput): each run is
+compared with the figure measured just before it (this VM's speed drifts by 10-25% over minutes),
+and with the best of all those figures. Also: one against two local workers (--workers 1 / 2),
 and how far each coarse pyramid level of the written map lies from the block mean of the full
 resolution map, against a map estimated from the image downsampled by the same factor.
 """
@@ -210,19 +211,21 @@ def main() -> None:
     for side in args.sides:
         tif = args.dir / f"specimen_{side}.tif"
         made[side] = f"{make_specimen(tif, side):7.0f}" if not tif.exists() else "reused"
-    # rounds over every size (and the in-memory figure), so that a slow spell of this VM falls on
-    # one run of each size rather than on both runs of one size
-    bases, runs = [], {side: [] for side in args.sides}
+    # rounds over every size, so that a slow spell of this VM falls on one run of each size rather
+    # than on both runs of one size; the in-memory figure measured again before each run
+    bases, runs, paired = [], {side: [] for side in args.sides}, {side: [] for side in args.sides}
     for _ in range(args.repeat):
-        bases.append(in_memory_mps(args.method, args.chunk))
         for side in args.sides:
+            bases.append(in_memory_mps(args.method, args.chunk))
             runs[side].append(run_cli([str(args.dir / f"specimen_{side}.tif"), str(args.dir / f"map_{side}.zarr"),
                                        "--method", args.method, "--chunk", str(args.chunk), "--overwrite"]))
+            paired[side].append(bases[-1] * runs[side][-1][0] / (side * side / 1e6))  # in-memory MP/s over the run's
     base = max(bases)
-    print(f"in memory (numpy image, dask engine, same chunks, {os.cpu_count()} threads): {base:.2f} MP/s "
-          f"(rounds: {', '.join(f'{b:.2f}' for b in bases)})")
+    print(f"in memory (numpy image, dask engine, same chunks, {os.cpu_count()} threads): {base:.2f} MP/s at best "
+          f"(before each run: {', '.join(f'{b:.2f}' for b in bases)})")
     print(f"{'side':>6s} {'MP':>7s} {'make s':>7s} {'run s':>7s} {'MP/s':>6s} {'us/px':>6s} {'peak MB':>8s} "
-          f"{'vs in-memory':>12s} {'own s':>6s} {'own us/px':>9s}  own s per round")
+          f"{'vs best in-memory':>17s} {'own s':>6s} {'own us/px':>9s}  own s per round; each run (whole) vs the "
+          f"in-memory figure just before it")
     costs, own_costs = {}, {}
     for side in args.sides:
         seconds, peak = min(r[0] for r in runs[side]), max(r[1] for r in runs[side])  # the fastest; the highest peak
@@ -231,8 +234,9 @@ def main() -> None:
         costs[side] = seconds / mp
         own_costs[side] = own / mp
         print(f"{side:6d} {mp:7.1f} {made[side]:>7s} {seconds:7.1f} {mp / seconds:6.2f} {seconds / mp:6.3f} "
-              f"{peak:8.0f} {base / (mp / seconds):11.2f}x {own:6.1f} {own / mp:9.3f}  "
-              f"{' '.join(f'{own_seconds(r[2]):.1f}' for r in runs[side])}", flush=True)
+              f"{peak:8.0f} {base / (mp / seconds):16.2f}x {own:6.1f} {own / mp:9.3f}  "
+              f"{' '.join(f'{own_seconds(r[2]):.1f}' for r in runs[side])}; "
+              f"{' '.join(f'{p:.2f}x' for p in paired[side])}", flush=True)
     if len(costs) > 1:
         lo, hi = min(costs.values()), max(costs.values())
         print(f"cost per pixel: {min(costs, key=costs.get)} px side cheapest, spread {100 * (hi / lo - 1):.1f}% "
