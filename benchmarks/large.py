@@ -11,7 +11,9 @@ tree from the OS (psutil) every 0.1 s; each size runs `--repeat` times, the fast
 highest peak reported; the runs go in rounds over all sizes. Before each run the same engine
 runs on the 67 MP specimen held in memory, in the same chunks, nothing written (its per-chunk
 throughput): each run is compared with the figure measured just before it (this VM's speed drifts
-by 10-25% over minutes), and with the best of all those figures. Also: one against two local workers (--workers 1 / 2),
+by 10-25% over minutes), and with the best of all those figures. The cost per pixel is given
+three ways: the whole command's, the CLI's own work's (as it reports), and net of the fixed cost
+(a whole run on a 2048 px specimen, subtracted from each run: start-up, imports, noise model). Also: one against two local workers (--workers 1 / 2),
 and how far each coarse pyramid level of the written map lies from the block mean of the full
 resolution map, against a map estimated from the image downsampled by the same factor.
 """
@@ -207,18 +209,23 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2, help="runs per size; the fastest is reported (this VM "
                         "varies by about 10%% from run to run)")
     parser.add_argument("--workers-side", type=int, default=16384, help="image side for the 1 vs 2 workers run")
+    parser.add_argument("--fixed-side", type=int, default=2048, help="image side whose whole run is taken as the "
+                        "fixed cost (start-up, imports, noise model, metadata) for the cost per pixel net of it")
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     print(f"{os.cpu_count()} cores; method {args.method}; chunks {args.chunk} px; files in {args.dir}")
     made = {}
-    for side in args.sides:
+    for side in [args.fixed_side, *args.sides]:
         tif = args.dir / f"specimen_{side}.tif"
         made[side] = f"{make_specimen(tif, side):7.0f}" if not tif.exists() else "reused"
     # rounds over every size, so that a slow spell of this VM falls on one run of each size rather
     # than on both runs of one size; the in-memory figure measured again before each run
     in_memory_side = min(args.sides, key=lambda s: abs(s - 8192))
     bases, runs, paired = [], {side: [] for side in args.sides}, {side: [] for side in args.sides}
+    fixed = []
     for _ in range(args.repeat):
+        fixed.append(run_cli([str(args.dir / f"specimen_{args.fixed_side}.tif"), str(args.dir / "map_fixed.zarr"),
+                              "--method", args.method, "--chunk", str(args.chunk), "--overwrite"])[0])
         for side in args.sides:
             bases.append(in_memory_mps(args.method, args.chunk, args.dir / f"specimen_{in_memory_side}.tif"))
             runs[side].append(run_cli([str(args.dir / f"specimen_{side}.tif"), str(args.dir / f"map_{side}.zarr"),
@@ -254,6 +261,13 @@ def main() -> None:
               f"(target <= 15%)")
         lo, hi = min(own_costs.values()), max(own_costs.values())
         print(f"cost per pixel of the CLI's own work (after start-up and imports): spread {100 * (hi / lo - 1):.1f}%")
+        # the marginal cost: a whole run of the small image (its blocks balanced over the cores) subtracted
+        small = args.fixed_side**2 / 1e6
+        net = {side: (costs[side] * side * side / 1e6 - min(fixed)) / (side * side / 1e6 - small) for side in costs}
+        lo, hi = min(net.values()), max(net.values())
+        print(f"cost per pixel net of the fixed cost (the whole {args.fixed_side} px run, {min(fixed):.1f} s, subtracted "
+              f"from each; us/px): {' '.join(f'{side}: {net[side]:.3f}' for side in net)}; spread "
+              f"{100 * (hi / lo - 1):.1f}% (target <= 15%)")
     side = args.workers_side
     tif = args.dir / f"specimen_{side}.tif"
     if not tif.exists():
