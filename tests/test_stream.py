@@ -56,7 +56,7 @@ def test_tiff_to_ome_zarr_equals_the_in_memory_map(tmp_path, tiled_tiff, microgr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif", "map.zarr"]  # no temporary left
 
 
-def test_levels_past_those_the_blocks_write_are_2x2_means_in_whole_chunks(tmp_path, tiled_tiff, monkeypatch):
+def test_levels_past_those_the_blocks_write_are_2x2_means_of_the_level_below(tmp_path, tiled_tiff, monkeypatch):
     monkeypatch.setattr(stream, "BLOCK_LEVELS", 0)  # every coarse level made by reading the one before
     out = tmp_path / "map.zarr"
     assert main(["estimate", str(tiled_tiff), str(out), "--chunk", "136"]) == 0
