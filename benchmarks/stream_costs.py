@@ -1,0 +1,89 @@
+"""Where streaming's time goes: the command line's engine on one specimen, with and without its disk, interleaved.
+
+    python benchmarks/stream_costs.py [--side 8192] [--rounds 3] [--dir /tmp/blurmap-large]
+
+Needs the specimen `benchmarks/large.py` makes (specimen_SIDE.tif). In one process, each round
+runs four variants one after the other, so that this VM's drift falls on all of them alike:
+  in memory     the engine's blocks on the image held in memory, maps dropped (large.py's figure)
+  stream        blurmap.stream.estimate_file, TIFF in, OME-Zarr out, as `blurmap estimate` does
+  numpy in      the same, each block reading its window from the image held in memory
+  numpy in, no writes   the same, with the chunk files not written (stream._put a no-op)
+Megapixels per second of each; the differences are reading the TIFF, writing the output, and
+the rest (noise model, Zarr groups, the pyramid's top levels).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from blurmap import io, stream
+from blurmap.cli import keep_freed_memory
+from blurmap.engine import lazy_maps
+
+METHOD = "gradient_ratio"
+CHUNK = 1024
+
+
+def _first_pixel(block: np.ndarray) -> np.ndarray:
+    return block[:1, :1]
+
+
+def in_memory(image: np.ndarray) -> float:
+    """Return MP/s of the engine's blocks on `image` in memory, each map dropped once made."""
+    lazy, _ = lazy_maps(image, METHOD, (CHUNK, CHUNK), reader=image)
+    ny, nx = lazy.numblocks[:2]
+    start = time.perf_counter()
+    lazy.map_blocks(_first_pixel, chunks=((1,) * ny, (1,) * nx, (2,)), dtype=np.float32).compute(scheduler="threads")
+    return image.size / 1e6 / (time.perf_counter() - start)
+
+
+def streamed(source: Path, out: Path, image: np.ndarray | None = None, write: bool = True) -> float:
+    """Return MP/s of estimate_file on `source`; blocks read `image` instead of the file when given; no chunk files if not `write`."""
+    opener, put = io.open_image, stream._put
+    if image is not None:
+        stream.io.open_image = lambda path: opener(path)._replace(planes=[image])
+    if not write:
+        stream._put = lambda array, origin, plane: None
+    try:
+        shutil.rmtree(out, ignore_errors=True)
+        done = stream.estimate_file(source, out, METHOD, chunk=CHUNK, progress=False)
+    finally:
+        stream.io.open_image, stream._put = opener, put
+        shutil.rmtree(out, ignore_errors=True)
+    return done["megapixels_per_second"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--side", type=int, default=8192)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--dir", type=Path, default=Path("/tmp/blurmap-large"))
+    args = parser.parse_args()
+    source = args.dir / f"specimen_{args.side}.tif"
+    if not source.exists():
+        raise SystemExit(f"{source} is missing: run benchmarks/large.py first (it makes the specimens)")
+    keep_freed_memory()  # as `blurmap estimate` does
+    image = tifffile.imread(source)
+    out = args.dir / "stream_costs.zarr"
+    in_memory(image)  # imports and first calls, not timed below
+    names = ["in memory", "stream", "numpy in", "numpy in, no writes"]
+    rows = []
+    for _ in range(args.rounds):
+        rows.append([in_memory(image), streamed(source, out), streamed(source, out, image),
+                     streamed(source, out, image, write=False)])
+        print("  ".join(f"{n}: {v:.2f}" for n, v in zip(names, rows[-1])), "MP/s", flush=True)
+    med = np.median(np.array(rows), axis=0)
+    print(f"median MP/s over {args.rounds} rounds on {args.side} px: "
+          + ", ".join(f"{n} {v:.2f}" for n, v in zip(names, med)))
+    print(f"in memory / stream: {med[0] / med[1]:.2f}x; of which reading the TIFF {med[2] / med[1]:.2f}x, writing "
+          f"{med[3] / med[2]:.2f}x, the rest {med[0] / med[3]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
