@@ -126,7 +126,7 @@ def run_cli(args: list[str]) -> tuple[float, float, str]:
 
 
 @functools.lru_cache(maxsize=1)
-def _in_memory_image(path: Path) -> np.ndarray:
+def in_memory_image(path: Path) -> np.ndarray:
     """Return the image in `path` read whole into memory (uint16, as on disk)."""
     import tifffile
 
@@ -151,7 +151,7 @@ def in_memory_mps(method: str, chunk: int, source: Path) -> float:
     from blurmap.engine import lazy_maps
 
     keep_freed_memory()
-    image = _in_memory_image(source)
+    image = in_memory_image(source)
     lazy, _ = lazy_maps(image, method, (chunk, chunk), reader=image)
     ny, nx = lazy.numblocks[:2]
     start = time.perf_counter()

@@ -22,27 +22,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import tifffile
 
 from blurmap import io, stream
 from blurmap.cli import keep_freed_memory
-from blurmap.engine import lazy_maps
+from large import in_memory_image, in_memory_mps
 
 METHOD = "gradient_ratio"
 CHUNK = 1024
-
-
-def _first_pixel(block: np.ndarray) -> np.ndarray:
-    return block[:1, :1]
-
-
-def in_memory(image: np.ndarray) -> float:
-    """Return MP/s of the engine's blocks on `image` in memory, each map dropped once made."""
-    lazy, _ = lazy_maps(image, METHOD, (CHUNK, CHUNK), reader=image)
-    ny, nx = lazy.numblocks[:2]
-    start = time.perf_counter()
-    lazy.map_blocks(_first_pixel, chunks=((1,) * ny, (1,) * nx, (2,)), dtype=np.float32).compute(scheduler="threads")
-    return image.size / 1e6 / (time.perf_counter() - start)
 
 
 def streamed(source: Path, out: Path, image: np.ndarray | None = None, write: bool = True) -> float:
@@ -90,9 +76,9 @@ def main() -> None:
     if not source.exists():
         raise SystemExit(f"{source} is missing: run benchmarks/large.py first (it makes the specimens)")
     keep_freed_memory()  # as `blurmap estimate` does
-    image = tifffile.imread(source)
+    image = in_memory_image(source)
     out = args.dir / "stream_costs.zarr"
-    in_memory(image)  # imports and first calls, not timed below
+    in_memory_mps(METHOD, CHUNK, source)  # imports and first calls, not timed below
     window_reads(source, 1)  # the file's pages cached
     reads = {n: [window_reads(source, n) for _ in range(2)] for n in (1, 2)}
     print("windows read from the TIFF a second: " + "; ".join(
@@ -100,7 +86,7 @@ def main() -> None:
     names = ["in memory", "stream", "numpy in", "numpy in, no writes"]
     rows = []
     for _ in range(args.rounds):
-        rows.append([in_memory(image), streamed(source, out), streamed(source, out, image),
+        rows.append([in_memory_mps(METHOD, CHUNK, source), streamed(source, out), streamed(source, out, image),
                      streamed(source, out, image, write=False)])
         print("  ".join(f"{n}: {v:.2f}" for n, v in zip(names, rows[-1])), "MP/s", flush=True)
     med = np.median(np.array(rows), axis=0)
