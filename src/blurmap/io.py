@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import threading
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
+from . import tiffwindows
 from ._validate import is_dask
 
 TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf8")
@@ -111,9 +110,8 @@ def _open_zarr(path: Path) -> Source:
 class TiffLevel:
     """One level of a TIFF as an array dask can slice: it keeps only the path, so it can travel to a cluster's workers.
 
-    tifffile's Zarr store holds an open file and a lock, which cannot be pickled; each thread
-    opens its own store on first read and keeps it (reopened when the file changes), so a read
-    touches only the tiles or strips it needs and does not parse the TIFF again.
+    Each thread opens the file once and keeps it (opened anew when the file changes); a read
+    touches only the tiles or strips it needs (see `tiffwindows`).
     """
 
     def __init__(self, path: str, key: str | None, shape: tuple[int, ...], dtype):
@@ -121,45 +119,16 @@ class TiffLevel:
         self.ndim = len(self.shape)
 
     def __getitem__(self, index) -> np.ndarray:
-        return np.asarray(_tiff_node(self.path, self.key)[index])
-
-
-_OPEN = threading.local()  # each thread's open TIFF stores: {(path, key): ((mtime, size, inode), node, store)}
-_MAX_OPEN = 4  # per thread
-
-
-def _tiff_node(path: str, key: str | None):
-    """Return this thread's open Zarr node of level `key` of the TIFF at `path`, opening it if needed."""
-    import tifffile
-    import zarr
-
-    info = os.stat(path)
-    stamp = (info.st_mtime_ns, info.st_size, info.st_ino)
-    cache = _OPEN.__dict__.setdefault("nodes", {})
-    entry = cache.get((path, key))
-    if entry is not None and entry[0] == stamp:
-        return entry[1]
-    if entry is not None or len(cache) >= _MAX_OPEN:
-        _stamp, _node, store = cache.pop((path, key)) if entry is not None else cache.pop(next(iter(cache)))
-        store.close()
-    store = tifffile.imread(path, aszarr=True)
-    try:
-        node = zarr.open(store, mode="r")
-        node = node if key is None else node[key]
-    except Exception:
-        store.close()
-        raise
-    cache[(path, key)] = (stamp, node, store)
-    return node
+        return tiffwindows.read(self.path, self.key, self.shape, index)
 
 
 def _open_tiff(path: Path, chunk: int = 1024) -> Source:
-    """Open a TIFF lazily through tifffile's Zarr store: tiles or strips are read when a chunk needs them."""
+    """Open a TIFF lazily: a chunk reads only the tiles or strips it needs (see `tiffwindows`)."""
     import dask.array as da
     import zarr
 
     try:
-        node = _tiff_node(str(path), None)  # this thread's store, kept for its later reads
+        node = tiffwindows.open_tiff(str(path)).node(None)  # this thread's file, kept for its later reads
     except ValueError as err:  # tifffile's TiffFileError is one
         raise ValueError(f"cannot read {path} as a TIFF: {err}") from None
     keys = [None] if isinstance(node, zarr.Array) else sorted((k for k, _ in node.arrays()), key=int)

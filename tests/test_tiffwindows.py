@@ -1,0 +1,94 @@
+"""blurmap.tiffwindows: windows read straight from a TIFF's tiles or strips equal tifffile's own reading."""
+
+import threading
+
+import numpy as np
+import pytest
+import tifffile
+
+from blurmap import tiffwindows
+from blurmap.io import open_image
+
+RNG = np.random.default_rng(3)
+LAYOUTS = {
+    "tiled uint16": (RNG.integers(0, 60000, (300, 257), dtype=np.uint16), dict(tile=(64, 32))),
+    "strips float32, short last strip": (RNG.random((300, 257)).astype(np.float32), dict(rowsperstrip=7)),
+    "RGB uint8 tiled": (RNG.integers(0, 255, (100, 90, 3), dtype=np.uint8), dict(tile=(32, 48), photometric="rgb")),
+    "zlib with predictor": (RNG.integers(0, 60000, (300, 257), dtype=np.uint16),
+                            dict(tile=(64, 64), compression="zlib", predictor=True)),
+    "big-endian float32": (RNG.random((100, 70)).astype(">f4"), dict(tile=(16, 16), byteorder=">")),
+    "singleton OME axes": (RNG.integers(0, 255, (1, 1, 90, 80), dtype=np.uint8),
+                           dict(tile=(32, 32), metadata={"axes": "TCYX"})),
+}
+WINDOWS = [(slice(None), slice(None)), (slice(5, 77), slice(3, 200)), (slice(-40, None), slice(10, 11)),
+           (7, slice(2, 9)), (slice(50, 10), slice(0, 5))]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_windows_equal_tifffiles_reading_bit_for_bit(tmp_path, layout):
+    pixels, options = LAYOUTS[layout]
+    path = tmp_path / "a.ome.tif"
+    tifffile.imwrite(path, pixels, **options)
+    pixels = tifffile.imread(path)  # as tifffile reads it: native byte order, singleton axes squeezed
+    plane = open_image(path).planes[0]
+    assert isinstance(tiffwindows.open_tiff(str(path)).reader(plane.array.key), tiffwindows.Segments)
+    for window in WINDOWS:
+        got = plane[window]
+        assert got.dtype == pixels.dtype and got.shape == pixels[window].shape
+        np.testing.assert_array_equal(got, pixels[window])
+    np.testing.assert_array_equal(plane[::3, 1::2], pixels[::3, 1::2])  # a step: read through tifffile's store
+
+
+def test_pyramid_levels_each_read_their_own_pages(tmp_path):
+    pixels = RNG.integers(0, 60000, (512, 384), dtype=np.uint16)
+    path = tmp_path / "pyramid.ome.tif"
+    with tifffile.TiffWriter(path, bigtiff=True) as tif:
+        tif.write(pixels, subifds=2, tile=(64, 64), metadata={"axes": "YX"})
+        for k in (1, 2):
+            tif.write(pixels[::2**k, ::2**k], subfiletype=1, tile=(64, 64))
+    planes = open_image(path).planes
+    assert [p.shape for p in planes] == [(512, 384), (256, 192), (128, 96)]
+    for k, plane in enumerate(planes):
+        np.testing.assert_array_equal(plane[10:100, 3:50], pixels[::2**k, ::2**k][10:100, 3:50])
+
+
+def test_a_tile_the_writer_left_out_reads_as_the_fill_value(tmp_path):
+    pixels = RNG.integers(1, 255, (64, 96), dtype=np.uint8)
+    path = tmp_path / "holes.tif"
+    tifffile.imwrite(path, pixels, tile=(32, 32))
+    with tifffile.TiffFile(path, mode="r+") as tif:
+        tag = tif.pages[0].tags["TileByteCounts"]
+        tag.overwrite([0 if i == 4 else n for i, n in enumerate(tag.value)])  # tile (1, 1) gone
+    expected = pixels.copy()
+    expected[32:, 32:64] = 0  # tifffile's fill (the page's nodata)
+    np.testing.assert_array_equal(open_image(path).planes[0][20:50, 20:90], expected[20:50, 20:90])
+
+
+def test_a_truncated_file_gives_a_clear_error(tmp_path):
+    path = tmp_path / "cut.tif"
+    tifffile.imwrite(path, RNG.integers(0, 255, (128, 128), dtype=np.uint8), tile=(32, 32))
+    plane = open_image(path).planes[0]
+    path.write_bytes(path.read_bytes()[:-2000])  # the last tiles' bytes gone; the header intact
+    with pytest.raises(ValueError, match="truncated"):
+        plane[96:, 96:]
+
+
+def test_threads_reading_at_once_each_get_their_own_windows(tmp_path):
+    pixels = RNG.integers(0, 60000, (1024, 1024), dtype=np.uint16)
+    path = tmp_path / "big.tif"
+    tifffile.imwrite(path, pixels, tile=(128, 128))
+    plane = open_image(path).planes[0]
+    wrong = []
+
+    def read(k: int) -> None:
+        for i in range(40):
+            y, x = (97 * (k + i)) % 800, (53 * (3 * k + i)) % 800
+            if not np.array_equal(plane[y:y + 200, x:x + 200], pixels[y:y + 200, x:x + 200]):
+                wrong.append((k, i))
+
+    threads = [threading.Thread(target=read, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wrong == []
