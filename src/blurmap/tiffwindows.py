@@ -144,7 +144,7 @@ def read(path: str, key: str | None, shape: tuple[int, ...], index: tuple) -> np
     opened = open_tiff(path)
     reader = opened.reader(key)
     index = index if isinstance(index, tuple) else (index,)
-    if isinstance(reader, Segments) and len(index) <= len(shape) and Ellipsis not in index:
+    if isinstance(reader, Segments) and len(index) <= len(shape) and not any(i is Ellipsis for i in index):
         index = index + (slice(None),) * (len(shape) - len(index))
         lead = len(shape) - len(reader.shape)  # singleton axes before the page's
         rows, cols = _bounds(index[lead], shape[lead]), _bounds(index[lead + 1], shape[lead + 1])
