@@ -25,6 +25,7 @@ import argparse
 import functools
 import multiprocessing
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -93,10 +94,14 @@ def own_seconds(output: str) -> float:
     return float(output.split(" in ")[1].split(" s,")[0])
 
 
-def run_cli(args: list[str]) -> tuple[float, float, str]:
-    """Run `blurmap estimate ARGS` in a new process; return (seconds, peak resident MB of its process tree, output)."""
+def run_cli(args: list[str]) -> tuple[float, float, str, float]:
+    """Run `blurmap estimate ARGS` in a new process; return (seconds, peak resident MB of its process tree, output, CPU seconds).
+
+    CPU seconds: user and system time of the process and the children it waited for (its workers).
+    """
     import psutil
 
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "blurmap.cli", "estimate", *args, "--no-progress"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -120,9 +125,11 @@ def run_cli(args: list[str]) -> tuple[float, float, str]:
     stop.set()
     sampler.join()
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode:
         raise RuntimeError(f"blurmap estimate {' '.join(args)} failed:\n{out}")
-    return seconds, peak / 1e6, out.strip()
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return seconds, peak / 1e6, out.strip(), cpu
 
 
 @functools.lru_cache(maxsize=1)
@@ -137,8 +144,8 @@ def _first_pixel(block: np.ndarray) -> np.ndarray:
     return block[:1, :1]
 
 
-def in_memory_mps(method: str, chunk: int, source: Path) -> float:
-    """Return megapixels per second of the command line's engine on `source` held in memory, nothing read or written.
+def in_memory_figure(method: str, chunk: int, source: Path) -> tuple[float, float]:
+    """Return (megapixels per second, CPU µs per pixel) of the command line's engine on `source` held in memory, nothing read or written.
 
     The same blocks and tasks as `blurmap estimate`, each block reading its window and halo from
     the numpy image instead of the file, its map dropped once made instead of written: streaming's
@@ -146,6 +153,7 @@ def in_memory_mps(method: str, chunk: int, source: Path) -> float:
     also holds its noise model, 0.1-0.2 s; here, on numpy, that would be 0.33 s). A whole pass over
     a 67 MP image, so that one figure spans seconds of this VM rather than one fast spell. This
     process's malloc keeps freed memory, as `blurmap estimate` sets its own (cli.keep_freed_memory).
+    CPU time is this process's, all threads, user and system.
     """
     from blurmap.cli import keep_freed_memory
     from blurmap.engine import lazy_maps
@@ -154,9 +162,9 @@ def in_memory_mps(method: str, chunk: int, source: Path) -> float:
     image = in_memory_image(source)
     lazy, _ = lazy_maps(image, method, (chunk, chunk), reader=image)
     ny, nx = lazy.numblocks[:2]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     lazy.map_blocks(_first_pixel, chunks=((1,) * ny, (1,) * nx, (2,)), dtype=np.float32).compute(scheduler="threads")
-    return image.size / 1e6 / (time.perf_counter() - start)
+    return image.size / 1e6 / (time.perf_counter() - start), (time.process_time() - cpu) / image.size * 1e6
 
 
 def coarse_honesty(path: Path, source: Path, method: str) -> list[tuple[int, float, float]]:
@@ -224,22 +232,28 @@ def main() -> None:
     # than on both runs of one size; the in-memory figure measured again before each run
     in_memory_side = min(args.sides, key=lambda s: abs(s - 8192))
     bases, runs, paired = [], {side: [] for side in args.sides}, {side: [] for side in args.sides}
+    cpu_paired, busy = {side: [] for side in args.sides}, {side: [] for side in args.sides}
     fixed = []
     for _ in range(args.repeat):
         fixed.append(run_cli([str(args.dir / f"specimen_{args.fixed_side}.tif"), str(args.dir / "map_fixed.zarr"),
                               "--method", args.method, "--chunk", str(args.chunk), "--overwrite"])[0])
         for side in args.sides:
-            bases.append(in_memory_mps(args.method, args.chunk, args.dir / f"specimen_{in_memory_side}.tif"))
+            mps, cpu = in_memory_figure(args.method, args.chunk, args.dir / f"specimen_{in_memory_side}.tif")
+            bases.append(mps)
             runs[side].append(run_cli([str(args.dir / f"specimen_{side}.tif"), str(args.dir / f"map_{side}.zarr"),
                                        "--method", args.method, "--chunk", str(args.chunk), "--overwrite"]))
-            paired[side].append(bases[-1] * runs[side][-1][0] / (side * side / 1e6))  # in-memory MP/s over the run's
+            seconds, _peak, _text, run_cpu = runs[side][-1]
+            mp = side * side / 1e6
+            paired[side].append(mps * seconds / mp)  # in-memory MP/s over the run's
+            cpu_paired[side].append(run_cpu / mp / cpu)  # the run's CPU per pixel (start-up included) over in-memory's
+            busy[side].append((mps * cpu, run_cpu / seconds))  # cores kept busy: in memory, the run
     base = max(bases)
     print(f"in memory (the {in_memory_side} px specimen read whole, the same engine and chunks, nothing written, "
           f"{os.cpu_count()} threads): {base:.2f} MP/s at best, median {np.median(bases):.2f} (before each run: "
           f"{', '.join(f'{b:.2f}' for b in bases)})")
     print(f"{'side':>6s} {'MP':>7s} {'make s':>7s} {'run s':>7s} {'MP/s':>6s} {'us/px':>6s} {'peak MB':>8s} "
           f"{'vs best in-memory':>17s} {'own s':>6s} {'own us/px':>9s}  own s per round; each run (whole) vs the "
-          f"in-memory figure just before it")
+          f"in-memory figure just before it, in wall time and CPU time per pixel")
     costs, own_costs = {}, {}
     for side in args.sides:
         seconds, peak = min(r[0] for r in runs[side]), max(r[1] for r in runs[side])  # the fastest; the highest peak
@@ -250,13 +264,19 @@ def main() -> None:
         print(f"{side:6d} {mp:7.1f} {made[side]:>7s} {seconds:7.1f} {mp / seconds:6.2f} {seconds / mp:6.3f} "
               f"{peak:8.0f} {base / (mp / seconds):16.2f}x {own:6.1f} {own / mp:9.3f}  "
               f"{' '.join(f'{own_seconds(r[2]):.1f}' for r in runs[side])}; "
-              f"{' '.join(f'{p:.2f}x' for p in paired[side])}", flush=True)
+              f"{' '.join(f'{p:.2f}x' for p in paired[side])}; CPU {' '.join(f'{c:.2f}x' for c in cpu_paired[side])}; "
+              f"cores busy (in memory / run) {' '.join(f'{a:.1f}/{b:.1f}' for a, b in busy[side])}", flush=True)
     big = [side for side in args.sides if side >= 16384]
     if big:
         pairs = [p for side in big for p in paired[side]]
         print(f"runs of {', '.join(str(s) for s in big)} px against the in-memory figure just before each: median "
               f"{np.median(pairs):.2f}x, worst {max(pairs):.2f}x; their fastest against the fastest in-memory figure: "
               f"{', '.join(f'{base * costs[s]:.2f}x' for s in big)} (target <= 1.3x)")
+        cpus = [c for side in big for c in cpu_paired[side]]
+        steady = [p for side in big for p, (a, b) in zip(paired[side], busy[side]) if min(a, b) >= 0.9 * os.cpu_count()]
+        print(f"the same in CPU time per pixel (the run's start-up included): median {np.median(cpus):.2f}x, worst "
+              f"{max(cpus):.2f}x; in wall time where both kept at least 90% of the cores busy: "
+              f"{' '.join(f'{p:.2f}x' for p in steady) or 'none'}")
     if len(costs) > 1:
         lo, hi = min(costs.values()), max(costs.values())
         print(f"cost per pixel: {min(costs, key=costs.get)} px side cheapest, spread {100 * (hi / lo - 1):.1f}% "
@@ -277,7 +297,7 @@ def main() -> None:
     times, owns = {1: np.inf, 2: np.inf}, {1: np.inf, 2: np.inf}
     for _ in range(args.repeat):  # alternating, the fastest of each kept
         for n in (1, 2):
-            seconds, peak, text = run_cli([str(tif), str(args.dir / f"map_{side}_w{n}.zarr"), "--method", args.method,
+            seconds, peak, text, _cpu = run_cli([str(tif), str(args.dir / f"map_{side}_w{n}.zarr"), "--method", args.method,
                                            "--chunk", str(args.chunk), "--workers", str(n), "--overwrite"])
             times[n], owns[n] = min(times[n], seconds), min(owns[n], own_seconds(text))
             print(f"--workers {n} on {side} px: {seconds:.1f} s ({side * side / 1e6 / seconds:.2f} MP/s), its own "

@@ -25,7 +25,7 @@ import numpy as np
 
 from blurmap import io, stream
 from blurmap.cli import keep_freed_memory
-from large import in_memory_image, in_memory_mps
+from large import in_memory_figure, in_memory_image
 
 METHOD = "gradient_ratio"
 CHUNK = 1024
@@ -78,7 +78,7 @@ def main() -> None:
     keep_freed_memory()  # as `blurmap estimate` does
     image = in_memory_image(source)
     out = args.dir / "stream_costs.zarr"
-    in_memory_mps(METHOD, CHUNK, source)  # imports and first calls, not timed below
+    in_memory_figure(METHOD, CHUNK, source)  # imports and first calls, not timed below
     window_reads(source, 1)  # the file's pages cached
     reads = {n: [window_reads(source, n) for _ in range(2)] for n in (1, 2)}
     print("windows read from the TIFF a second: " + "; ".join(
@@ -86,7 +86,7 @@ def main() -> None:
     names = ["in memory", "stream", "numpy in", "numpy in, no writes"]
     rows = []
     for _ in range(args.rounds):
-        rows.append([in_memory_mps(METHOD, CHUNK, source), streamed(source, out), streamed(source, out, image),
+        rows.append([in_memory_figure(METHOD, CHUNK, source)[0], streamed(source, out), streamed(source, out, image),
                      streamed(source, out, image, write=False)])
         print("  ".join(f"{n}: {v:.2f}" for n, v in zip(names, rows[-1])), "MP/s", flush=True)
     med = np.median(np.array(rows), axis=0)
