@@ -62,11 +62,17 @@ def test_halving_ignores_nan_and_keeps_all_nan_blocks_nan():
     holed = a.copy()
     holed[0, 0] = np.nan  # one of four missing: the mean of the other three
     holed[2:4, 4:6] = np.nan  # all four missing: NaN
-    for plane in (a, holed):
-        got = io.halve(da.from_array(plane, chunks=4)).compute()
-        assert got.dtype == np.float32 and got.shape == (4, 6)
-        np.testing.assert_allclose(got, _block_mean(plane, 2), rtol=1e-6, equal_nan=True)
-    assert np.isnan(got[1, 2]) and got[0, 0] == pytest.approx(holed[:2, :2][~np.isnan(holed[:2, :2])].mean())
+    got = {}
+    for name, plane in (("whole", a), ("holed", holed)):
+        got[name] = io.halve(da.from_array(plane, chunks=4)).compute()
+        assert got[name].dtype == np.float32 and got[name].shape == (4, 6)
+        np.testing.assert_allclose(got[name], _block_mean(plane, 2), rtol=1e-6, equal_nan=True)
+    assert np.isnan(got["holed"][1, 2])
+    assert got["holed"][0, 0] == pytest.approx(holed[:2, :2][~np.isnan(holed[:2, :2])].mean())
+    # a NaN in a chunk leaves that chunk's other means exactly as they are without it
+    untouched = np.ones((4, 6), bool)
+    untouched[0, 0] = untouched[1, 2] = False
+    np.testing.assert_array_equal(got["holed"][untouched], got["whole"][untouched])
 
 
 def test_pyramid_of_a_constant_image_is_refused_as_the_engine_refuses_it():

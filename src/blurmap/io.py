@@ -184,9 +184,16 @@ def pyramid_shapes(shape: tuple[int, int], smallest: int = PYRAMID_MIN) -> list[
 def _nanmean(a: np.ndarray, axis=None) -> np.ndarray:
     """Return the mean over `axis` ignoring NaN; NaN (quietly) where all are NaN."""
     if a.ndim == 4 and tuple(axis) == (1, 3) and a.shape[1] == a.shape[3] == 2:  # 2 x 2 blocks, the pyramid's case
-        total = (a[:, 0, :, 0] + a[:, 1, :, 0]) + (a[:, 0, :, 1] + a[:, 1, :, 1])  # 25x faster than a reduction
+        # by four strided adds, 20-30x faster than a reduction over axes 1 and 3
+        parts = (a[:, 0, :, 0], a[:, 1, :, 0], a[:, 0, :, 1], a[:, 1, :, 1])
+        total = (parts[0] + parts[1]) + (parts[2] + parts[3])
         if np.isfinite(total).all():
             return (total * 0.25).astype(np.float32)
+        known = [np.isfinite(p) for p in parts]
+        zeroed = [np.where(k, p, 0) for p, k in zip(parts, known)]
+        count = (known[0].astype(np.int8) + known[1]) + (known[2].astype(np.int8) + known[3])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (((zeroed[0] + zeroed[1]) + (zeroed[2] + zeroed[3])) / count).astype(np.float32)
     known = np.isfinite(a)
     count = known.sum(axis=axis)
     with np.errstate(invalid="ignore", divide="ignore"):
