@@ -232,7 +232,7 @@ def main() -> None:
     # than on both runs of one size; the in-memory figure measured again before each run
     in_memory_side = min(args.sides, key=lambda s: abs(s - 8192))
     bases, runs, paired = [], {side: [] for side in args.sides}, {side: [] for side in args.sides}
-    cpu_paired, busy = {side: [] for side in args.sides}, {side: [] for side in args.sides}
+    own_paired, cpu_paired, busy = ({side: [] for side in args.sides} for _ in range(3))
     fixed = []
     for _ in range(args.repeat):
         fixed.append(run_cli([str(args.dir / f"specimen_{args.fixed_side}.tif"), str(args.dir / "map_fixed.zarr"),
@@ -242,9 +242,10 @@ def main() -> None:
             bases.append(mps)
             runs[side].append(run_cli([str(args.dir / f"specimen_{side}.tif"), str(args.dir / f"map_{side}.zarr"),
                                        "--method", args.method, "--chunk", str(args.chunk), "--overwrite"]))
-            seconds, _peak, _text, run_cpu = runs[side][-1]
+            seconds, _peak, text, run_cpu = runs[side][-1]
             mp = side * side / 1e6
             paired[side].append(mps * seconds / mp)  # in-memory MP/s over the run's
+            own_paired[side].append(mps * own_seconds(text) / mp)  # the same for the CLI's own work
             cpu_paired[side].append(run_cpu / mp / cpu)  # the run's CPU per pixel (start-up included) over in-memory's
             busy[side].append((mps * cpu, run_cpu / seconds))  # cores kept busy: in memory, the run
     base = max(bases)
@@ -272,6 +273,9 @@ def main() -> None:
         print(f"runs of {', '.join(str(s) for s in big)} px against the in-memory figure just before each: median "
               f"{np.median(pairs):.2f}x, worst {max(pairs):.2f}x; their fastest against the fastest in-memory figure: "
               f"{', '.join(f'{base * costs[s]:.2f}x' for s in big)} (target <= 1.3x)")
+        owns = [p for side in big for p in own_paired[side]]
+        print(f"the CLI's own work (its reported time, after the interpreter's start and imports) against the same: "
+              f"{' '.join(f'{p:.2f}x' for p in owns)}; median {np.median(owns):.2f}x, worst {max(owns):.2f}x")
         cpus = [c for side in big for c in cpu_paired[side]]
         steady = [p for side in big for p, (a, b) in zip(paired[side], busy[side]) if min(a, b) >= 0.9 * os.cpu_count()]
         print(f"the same in CPU time per pixel (the run's start-up included): median {np.median(cpus):.2f}x, worst "

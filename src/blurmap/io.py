@@ -194,7 +194,7 @@ def _nanmean(a: np.ndarray, axis=None) -> np.ndarray:
         count = (known[0].astype(np.int8) + known[1]) + (known[2].astype(np.int8) + known[3])
         with np.errstate(invalid="ignore", divide="ignore"):
             return (((zeroed[0] + zeroed[1]) + (zeroed[2] + zeroed[3])) / count).astype(np.float32)
-    known = np.isfinite(a)
+    known = np.isfinite(a)  # any other layout (dask's coarsen also calls this on small arrays for its meta)
     count = known.sum(axis=axis)
     with np.errstate(invalid="ignore", divide="ignore"):
         return (np.where(known, a, 0).sum(axis=axis) / count).astype(np.float32)
