@@ -1,5 +1,7 @@
 """blurmap.tiffwindows: windows read straight from a TIFF's tiles or strips equal tifffile's own reading."""
 
+import gc
+import os
 import threading
 
 import numpy as np
@@ -95,3 +97,18 @@ def test_threads_reading_at_once_each_get_their_own_windows(tmp_path):
     for t in threads:
         t.join()
     assert wrong == []
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts open files through /proc")
+def test_threads_that_end_leave_no_file_open(tmp_path):
+    path = tmp_path / "a.tif"
+    tifffile.imwrite(path, RNG.integers(0, 255, (256, 256), dtype=np.uint8), tile=(64, 64))
+    plane = open_image(path).planes[0]
+    gc.collect()
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(20):  # each thread opens the file for itself, and ends
+        thread = threading.Thread(target=lambda: plane[10:100, 20:200])
+        thread.start()
+        thread.join()
+    gc.collect()
+    assert len(os.listdir("/proc/self/fd")) <= before + 1

@@ -84,7 +84,8 @@ class _OpenTiff:
 
         self.path, self.stamp = path, stamp
         self.tif = tifffile.TiffFile(path)
-        self.fd = os.open(path, os.O_RDONLY)
+        # its own descriptor: closed with it, also when a finished thread's objects are collected
+        self.fd = self.tif.filehandle.fileno()
         self.readers: dict = {}  # key -> Segments, or the Zarr node of a level read through tifffile's store
         self.nodes: dict = {}  # key -> Zarr node of tifffile's store
         self.store = None
@@ -110,7 +111,6 @@ class _OpenTiff:
     def close(self) -> None:
         if self.store is not None:
             self.store.close()
-        os.close(self.fd)
         self.tif.close()
 
 
