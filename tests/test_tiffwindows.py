@@ -54,6 +54,7 @@ def test_pyramid_levels_each_read_their_own_pages(tmp_path):
     planes = open_image(path).planes
     assert [p.shape for p in planes] == [(512, 384), (256, 192), (128, 96)]
     for k, plane in enumerate(planes):
+        assert isinstance(tiffwindows.open_tiff(str(path)).reader(plane.array.key), tiffwindows.Segments)
         np.testing.assert_array_equal(plane[10:100, 3:50], pixels[::2**k, ::2**k][10:100, 3:50])
 
 
