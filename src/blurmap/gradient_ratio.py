@@ -32,6 +32,7 @@ BLOCK = 4  # px; the coarse grid's step, also the alignment the dask engine keep
 SCALES = (0.7, 1.4)  # px; re-blur sigmas beyond the unblurred image
 BASE = 0.7  # px; the pre-blurred base of the noise-resistant curvature evidence
 BASE_SCALES = (1.4, 2.1)  # px; its re-blurs
+EVIDENCE_SCALES = tuple(sorted({0.0, *SCALES, BASE, *BASE_SCALES}))  # px; every re-blur evidence() makes
 GAMMA = 1.17  # energy exponent; fitted with T_DERIV on dead leaves by benchmarks/calibrate.py
 T_DERIV = 0.24  # px**2; the derivative's own blur as seen on the pixel grid (1/3 in the continuum)
 CURV_GAMMA = 1.03  # the curvature evidence's exponent: 1 in theory; fitted by calibrate.py
@@ -214,7 +215,7 @@ def evidence(image: np.ndarray, noise: float = 0.0, shot_noise: float = 0.0,
     grad_stats, curv_stats, ratios, snrs = [], [], {}, {}
     grad_conf = np.ones_like(floor)
     curv_conf = np.ones_like(floor)
-    for s in sorted(set((0.0,) + SCALES + (BASE,) + BASE_SCALES)):
+    for s in EVIDENCE_SCALES:
         if blurred is not None and s in blurred:
             g = blurred[s]
         else:

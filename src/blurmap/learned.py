@@ -29,7 +29,6 @@ SCALES = (0.0, 0.7, 1.4, 2.1, 2.8, 4.0)  # px; re-blurs whose energies are the n
 POOL = 5  # coarse px; width of the box (applied twice) of the pooled copy of every feature
 N_EVIDENCE = 7  # gradient_ratio's three calibrated readings (log px), their weights, and its blend (log px)
 EVIDENCE_WINDOW, EVIDENCE_FILL, EVIDENCE_MAX = 16.0, 32.0, 10.0  # px; gradient_ratio's defaults, for those readings
-_GR_SCALES = {0.0, *_gr.SCALES, _gr.BASE, *_gr.BASE_SCALES}  # px; the re-blurs gradient_ratio.evidence uses
 EVIDENCE_OFFSET = 0.1  # px added before the log, so that a zero reading (no evidence) stays finite
 N_FEATURES = 2 * (2 * len(SCALES)) + N_EVIDENCE  # block and pooled: 5 gradient ratios, 6 curvatures, noise; readings
 LOG_CLIP = (-20.0, 8.0)  # log ratios are clipped here: flat blocks give log(0)
@@ -64,7 +63,7 @@ def features(image: np.ndarray, noise: float = 0.0, shot_noise: float = 0.0,
     grad, lap, blurred = [], [], {}
     for s in SCALES:
         g = ndi.gaussian_filter(img, s, mode="reflect", truncate=_TRUNCATE) if s > 0 else img
-        if s in _GR_SCALES:  # kept for gradient_ratio's readings (only those: each is an image's worth)
+        if s in _gr.EVIDENCE_SCALES:  # kept for gradient_ratio's readings (only those: each is an image's worth)
             blurred[s] = g
         grad.append(_block_mean(_gradient_energy(g)) + floor)
         lap.append(_block_mean(_laplacian_energy(g)) + floor)
