@@ -105,11 +105,20 @@ def test_threads_that_end_leave_no_file_open(tmp_path):
     path = tmp_path / "a.tif"
     tifffile.imwrite(path, RNG.integers(0, 255, (256, 256), dtype=np.uint8), tile=(64, 64))
     plane = open_image(path).planes[0]
-    gc.collect()
-    before = len(os.listdir("/proc/self/fd"))
+
+    def open_on_it() -> int:  # descriptors of this file only: other tests' threads may open and close others
+        gc.collect()
+        links = []
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                links.append(os.readlink(f"/proc/self/fd/{fd}"))
+            except OSError:  # closed meanwhile
+                pass
+        return links.count(str(path.resolve()))
+
+    before = open_on_it()  # this thread's, kept for its later reads
     for _ in range(20):  # each thread opens the file for itself, and ends
         thread = threading.Thread(target=lambda: plane[10:100, 20:200])
         thread.start()
         thread.join()
-    gc.collect()
-    assert len(os.listdir("/proc/self/fd")) <= before + 1
+    assert open_on_it() == before
