@@ -6,15 +6,18 @@
 Not imported at run time. Data are made here with the project's own forward model
 (blurmap.blur), from sources kept apart from the benchmark suite (benchmarks/_suite.py: dead
 leaves seeds 2000-2001, scikit-image's brick, grass and gravel) and the demo (sem_sample):
-- dead leaves, seeds 10000 + i, with random smallest and largest disc radii;
-- procedural textures: power-law (1/f**beta) noise, thresholded or not, and random lines;
+- dead leaves, seeds 10000 + i, with random smallest and largest disc radii (30%);
+- procedural textures: power-law (1/f**beta) noise, thresholded or not (15%), random bands (5%),
+  stones or tiles (Voronoi cells, each with its own grey, slope and grain, and dark or bright gaps
+  from none to mortar lines; 20%) and grass or fibres (thin strokes near one direction; 10%);
 - scikit-image's bundled photographs other than brick, grass and gravel, averaged 2 x 2 as the
-  suite's are, random crops, flips and transposes.
+  suite's are (those under 512 px mirrored out to 256), random crops, flips and transposes (20%).
 Each is blurred with a random smooth sigma map (a ramp or sine at a random angle, a smooth random
 field or a constant, between 0.2 and 4 px), given a gain ramp (up to 10x per image width in a
-random direction) and an offset, then noise: none, Gaussian (25-50 dB) or Poisson (as in SEM, 100-10000 counts). The noise
-model is then estimated from the image, as the engine does at inference. Targets are log sigma
-at each 4 x 4 block's centre; the loss weighs half of it by sigma**2, so it follows px (see nll).
+random direction) and an offset, then noise: none, Gaussian (25-90 dB) or Poisson (as in SEM,
+100-10000 counts). The noise model is then estimated from the image, as the engine does at
+inference. Targets are log sigma at each 4 x 4 block's centre, except where the unblurred source
+is itself blurred (see sharp_blocks); the loss weighs half of it by sigma**2, so it follows px (see nll).
 Everything follows from --seed.
 """
 
@@ -30,15 +33,18 @@ from pathlib import Path
 import numpy as np
 import skimage.data
 from scipy import ndimage as ndi
+from scipy.spatial import cKDTree
 
-from blurmap import blur, synthetic
+from blurmap import blur, estimate, synthetic
 from blurmap.learned import BLOCK, N_FEATURES, features
 from blurmap.noise import estimate_noise_model
 
 SIZE = 256  # px, training image side
-# not brick, grass, gravel (the suite's); those at least 512 px a side, to be 256 after averaging 2 x 2
-PHOTOS = ("astronaut", "camera", "cell", "hubble_deep_field", "immunohistochemistry", "moon", "retina")
+# not brick, grass, gravel (the suite's); those under 512 px a side are mirrored out to 256 after averaging 2 x 2
+PHOTOS = ("astronaut", "camera", "cell", "hubble_deep_field", "immunohistochemistry", "moon", "retina",
+          "chelsea", "coffee", "rocket", "coins", "clock")
 SIGMA_LOW, SIGMA_HIGH = 0.2, 4.0  # px; wider than the suite's 0.3 .. 3.0 so its ends are not edges
+OWN_BLUR_MAX = 1.0  # px; blocks whose sharp source reads blurrier than this carry no target (see sharp_blocks)
 _PHOTOS: dict[str, np.ndarray] = {}  # loaded once per process
 
 
@@ -48,7 +54,9 @@ def _photo(name: str) -> np.ndarray:
     a = a[..., :3].mean(axis=-1) if a.ndim == 3 else a.astype(np.float64)
     a = a.astype(np.float32) / 255.0
     h, w = (a.shape[0] // 2) * 2, (a.shape[1] // 2) * 2
-    return a[:h, :w].reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
+    a = a[:h, :w].reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
+    pad = [(0, max(0, SIZE - n)) for n in a.shape]
+    return np.pad(a, pad, mode="symmetric") if any(p for _, p in pad) else a
 
 
 def _power_law(rng: np.random.Generator, beta: float) -> np.ndarray:
@@ -74,9 +82,48 @@ def _lines(rng: np.random.Generator) -> np.ndarray:
     return img
 
 
+def _cells(rng: np.random.Generator) -> np.ndarray:
+    """Return stones or tiles in [0, 1]: Voronoi cells of random grey, each lit by a random slope, grained, with dark gaps."""
+    n = int(rng.integers(8, 400))
+    pts = rng.uniform(-8, SIZE + 8, (n, 2))
+    stretch = np.exp(rng.uniform(-0.7, 0.7))  # elongated cells: bricks, flakes
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
+    grid = np.stack([yy.ravel() * stretch, xx.ravel() / stretch], axis=1)
+    dist, idx = cKDTree(pts * [stretch, 1 / stretch]).query(grid, k=2)
+    label = idx[:, 0].reshape(SIZE, SIZE)
+    border = (0.5 * (dist[:, 1] - dist[:, 0])).reshape(SIZE, SIZE).astype(np.float32)  # px to the cell's edge, about
+    slope = rng.normal(0, rng.uniform(0, 0.005), (n, 2)).astype(np.float32)  # grey per px across each cell
+    img = (rng.random(n).astype(np.float32)[label] + (yy - pts[label, 0]) * slope[label, 0]
+           + (xx - pts[label, 1]) * slope[label, 1])
+    img += rng.uniform(0, 0.4) * (_power_law(rng, rng.uniform(1.0, 2.5)) - 0.5)  # grain within the cells
+    gap = rng.uniform(0, 2)  # px: from none to lines of mortar
+    img[border < gap] = rng.uniform(0, 0.3) if rng.random() < 0.5 else rng.uniform(0.7, 1.0)
+    return ((img - img.min()) / max(float(img.max() - img.min()), 1e-6)).astype(np.float32)
+
+
+def _blades(rng: np.random.Generator) -> np.ndarray:
+    """Return grass or fibres in [0, 1]: many thin strokes of random grey, near one direction, each over the last."""
+    img = 0.5 * _power_law(rng, rng.uniform(1.5, 3.0))
+    angle, spread = rng.uniform(0, np.pi), rng.uniform(0.1, 1.5)
+    for _ in range(int(rng.integers(200, 1500))):
+        half, width = rng.uniform(3, 30), rng.uniform(0.6, 3.0)
+        a = angle + spread * rng.normal()
+        cy, cx = rng.uniform(0, SIZE, 2)
+        dy, dx = np.cos(a), np.sin(a)
+        y0, y1 = max(0, int(cy - half - width)), min(SIZE, int(cy + half + width) + 2)
+        x0, x1 = max(0, int(cx - half - width)), min(SIZE, int(cx + half + width) + 2)
+        if y0 >= y1 or x0 >= x1:
+            continue
+        yy, xx = np.ogrid[y0:y1, x0:x1]
+        along = (yy - cy) * dy + (xx - cx) * dx
+        across = np.abs((yy - cy) * dx - (xx - cx) * dy)
+        img[y0:y1, x0:x1][(np.abs(along) <= half) & (across <= width / 2)] = rng.random()
+    return img.astype(np.float32)
+
+
 def source(rng: np.random.Generator, photos: dict[str, np.ndarray]) -> np.ndarray:
     """Return one sharp SIZE x SIZE training source in [0, 1] (float32)."""
-    kind = rng.choice(["leaves", "power", "lines", "photo"], p=[0.45, 0.2, 0.05, 0.3])
+    kind = rng.choice(["leaves", "power", "lines", "photo", "cells", "blades"], p=[0.3, 0.15, 0.05, 0.2, 0.2, 0.1])
     if kind == "leaves":
         return synthetic.dead_leaves((SIZE, SIZE), seed=int(rng.integers(10000, 10**9)),
                                      rmin=float(rng.choice([0.5, 1.0, 2.0])), rmax=float(rng.uniform(16, 128)))
@@ -85,6 +132,10 @@ def source(rng: np.random.Generator, photos: dict[str, np.ndarray]) -> np.ndarra
         return (img > np.median(img)).astype(np.float32) if rng.random() < 0.3 else img
     if kind == "lines":
         return _lines(rng)
+    if kind == "cells":
+        return _cells(rng)
+    if kind == "blades":
+        return _blades(rng)
     photo = photos[rng.choice(list(photos))]
     y = rng.integers(0, photo.shape[0] - SIZE + 1)
     x = rng.integers(0, photo.shape[1] - SIZE + 1)
@@ -119,9 +170,9 @@ def degrade(rng: np.random.Generator, clean: np.ndarray) -> np.ndarray:
     a = rng.uniform(0, 2 * np.pi)
     gain = np.exp(rng.uniform(0, np.log(10)) * (yy * np.cos(a) + xx * np.sin(a)))
     img = (0.05 + clean) * gain * rng.uniform(0.1, 10)
-    kind = rng.choice(["none", "gauss", "poisson"], p=[0.35, 0.35, 0.3])
-    if kind == "gauss":  # SNR 25 .. 50 dB against the image's std
-        img = img + rng.normal(0, np.std(img) * 10 ** (-rng.uniform(25, 50) / 20), img.shape)
+    kind = rng.choice(["none", "gauss", "poisson"], p=[0.25, 0.45, 0.3])
+    if kind == "gauss":  # SNR 25 .. 90 dB against the image's std: from noisy to the residue of a clean image
+        img = img + rng.normal(0, np.std(img) * 10 ** (-rng.uniform(25, 90) / 20), img.shape)
     elif kind == "poisson":  # 100 .. 10000 counts at the mean intensity
         dose = 10 ** rng.uniform(2, 4) / np.mean(img)  # counts per unit intensity
         img = rng.poisson(img * dose) / dose + rng.normal(0, 0.5 / dose, img.shape)
@@ -138,9 +189,27 @@ def example(seed: int) -> tuple[np.ndarray, np.ndarray]:
     image = degrade(rng, blur(sharp, truth))
     a, b, dark = estimate_noise_model(image)
     feats = features(image, noise=float(np.sqrt(a)), shot_noise=b, dark_level=dark)
-    centre = BLOCK // 2
-    target = np.log(0.5 * (truth[centre - 1::BLOCK, centre - 1::BLOCK] + truth[centre::BLOCK, centre::BLOCK]))
+    target = np.log(_at_block_centres(truth))
+    target[~sharp_blocks(sharp)] = np.nan
     return feats, target.astype(np.float32)
+
+
+def _at_block_centres(a: np.ndarray) -> np.ndarray:
+    """Return a full-resolution map's value at each 4 x 4 block's centre (the mean of the two pixels astride it)."""
+    c = BLOCK // 2
+    return 0.5 * (a[c - 1::BLOCK, c - 1::BLOCK] + a[c::BLOCK, c::BLOCK])
+
+
+def sharp_blocks(sharp: np.ndarray) -> np.ndarray:
+    """Return per 4 x 4 block whether the unblurred source is sharp there: gradient_ratio reads it at most OWN_BLUR_MAX px.
+
+    Photographs carry blur of their own (out-of-focus backgrounds; scikit-image's cell is a
+    blurred micrograph throughout): there the truth is not the blur applied, and training on it
+    would teach the network to read photographs sharper than they are. Blocks with no texture
+    to read (NaN) keep their target.
+    """
+    own = _at_block_centres(estimate(sharp, "gradient_ratio"))
+    return ~(own > OWN_BLUR_MAX)
 
 
 def make_data(seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -194,11 +263,15 @@ def nll(out, target, torch, mix: float = 0.5):
     right relative to its size (within 30%). The loss is the Gaussian negative log likelihood, so
     the predicted variance stays an honest uncertainty (a weight does not move a pixel's optimum).
     """
+    valid = torch.isfinite(target)  # blocks without a target (see sharp_blocks) weigh nothing
+    n = valid.sum()
+    target = torch.where(valid, target, torch.zeros_like(target))
     mu, logvar = out[:, 0], out[:, 1].clamp(-12, 6)
     err2 = (mu - target) ** 2
-    weight = torch.exp(2 * target)
-    weight = (1 - mix) + mix * weight / weight.mean()
-    return (weight * 0.5 * (logvar + err2 * torch.exp(-logvar))).mean(), (weight * err2).mean(), err2.mean()
+    weight = torch.exp(2 * target) * valid
+    weight = (1 - mix) * valid + mix * weight / (weight.sum() / n)
+    return ((weight * 0.5 * (logvar + err2 * torch.exp(-logvar))).sum() / n, (weight * err2).sum() / n,
+            (err2 * valid).sum() / n)
 
 
 def main() -> None:
@@ -225,7 +298,8 @@ def main() -> None:
         xv, yv = make_data(args.seed + 2, max(args.images // 8, 16))  # held-out images, same distribution
         if args.cache:
             np.savez(args.cache, x=x, y=y, xv=xv, yv=yv, seed=args.seed)
-    print(f"data: {len(x)} training and {len(xv)} held-out images in {time.perf_counter() - start:.0f} s", flush=True)
+    print(f"data: {len(x)} training and {len(xv)} held-out images in {time.perf_counter() - start:.0f} s; "
+          f"{np.isnan(y).mean():.1%} of training blocks without a target (source not sharp)", flush=True)
     mean = x.mean(axis=(0, 2, 3))
     std = x.std(axis=(0, 2, 3)) + 1e-6
     norm = lambda a: torch.from_numpy((a - mean[None, :, None, None]) / std[None, :, None, None]).float()  # noqa: E731
