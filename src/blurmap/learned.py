@@ -1,8 +1,9 @@
 """A learned sigma regressor (seed 002, done as a regression): fixed scale-space energies, then a small FCN.
 
 The network's first stage is fixed, not learned: per 4 x 4 block, the gradient and Laplacian
-energies of the image re-blurred by SCALES px, read as log ratios of one another (so gain cancels
-exactly) beside the noise's share of them, block by block and pooled over about 16 px, and
+energies of the image less its local mean (see less_local_mean), re-blurred by SCALES px, read as
+log ratios of one another (so gain cancels exactly; see _ratios for which) beside the noise's
+share of them, block by block and pooled over about 16 px, and
 gradient_ratio's three calibrated readings of sigma with their weights and its blend of them
 (which the network learns to correct where a texture fools them). Filters a first convolution
 layer would learn for this task look like these Gaussian derivatives; fixing them makes the map
@@ -26,16 +27,31 @@ from .gradient_ratio import (BLOCK, _block_mean, _box2, _gradient_energy, _lapla
                              block_noise, noise_energy)
 
 SCALES = (0.0, 0.7, 1.4, 2.1, 2.8, 4.0)  # px; re-blurs whose energies are the network's input
+LOCAL_MEAN = 17  # px; width of the box (odd: centred; three passes, sigma 8.5 px) of the local mean taken away first
 POOL = 5  # coarse px; width of the box (applied twice) of the pooled copy of every feature
 N_EVIDENCE = 7  # gradient_ratio's three calibrated readings (log px), their weights, and its blend (log px)
 EVIDENCE_WINDOW, EVIDENCE_FILL, EVIDENCE_MAX = 16.0, 32.0, 10.0  # px; gradient_ratio's defaults, for those readings
 EVIDENCE_OFFSET = 0.1  # px added before the log, so that a zero reading (no evidence) stays finite
-N_FEATURES = 2 * (2 * len(SCALES)) + N_EVIDENCE  # block and pooled: 5 gradient ratios, 6 curvatures, noise; readings
+N_FEATURES = 2 * (2 * len(SCALES) - 1) + N_EVIDENCE  # block and pooled: 5 gradient ratios, 5 curvature falls, noise; readings
 LOG_CLIP = (-20.0, 8.0)  # log ratios are clipped here: flat blocks give log(0)
+NOISE_SHARE_MIN = -14.0  # log of noise over gradient energy; below it (70 dB under the signal) noise cannot matter
 SIGMA_RANGE = (0.05, 20.0)  # px; the map is clipped to this
 CONF_STD = 0.15  # predicted std of log sigma at which the confidence is 0.5
 _TRUNCATE = 4.0
 WEIGHTS = "learned.npz"
+
+
+def less_local_mean(img: np.ndarray) -> np.ndarray:
+    """Return the image less its local mean (LOCAL_MEAN px box, three passes), image units.
+
+    A gain that changes across the image adds to every gradient the local mean times the gain's
+    slope: a smooth term no ratio of re-blurred energies can tell from texture. Taking the local
+    mean away removes it and keeps the texture, whose energy lies far above the mean's frequencies.
+    """
+    mean = img
+    for _ in range(3):
+        mean = ndi.uniform_filter(mean, LOCAL_MEAN, mode="reflect")
+    return img - mean
 
 
 def _log_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -46,9 +62,15 @@ def _log_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 
 def _ratios(grad: list[np.ndarray], lap: list[np.ndarray], noise: np.ndarray) -> list[np.ndarray]:
-    """Return the gain-free channels: log(G_s / G_0) for s > 0, log(L_s / G_s), log(noise / G_0)."""
-    return ([_log_ratio(g, grad[0]) for g in grad[1:]] + [_log_ratio(lp, g) for lp, g in zip(lap, grad)]
-            + [_log_ratio(noise, grad[0])])
+    """Return the gain-free channels: log(G_s / G_0) and the fall of log(L_s / G_s) from s = 0, for s > 0; log(noise / G_0).
+
+    The curvature L / G is gamma / t for a power-law spectrum, gamma set by the texture (thin
+    lines give three times an edge's); only its fall with re-blurring is free of gamma, so its
+    level at s = 0 is left out: a network given it learns the gamma of its training textures.
+    """
+    curvature = [_log_ratio(lp, g) for lp, g in zip(lap, grad)]
+    return ([_log_ratio(g, grad[0]) for g in grad[1:]] + [c - curvature[0] for c in curvature[1:]]
+            + [np.maximum(_log_ratio(noise, grad[0]), NOISE_SHARE_MIN)])
 
 
 def features(image: np.ndarray, noise: float = 0.0, shot_noise: float = 0.0,
@@ -61,8 +83,9 @@ def features(image: np.ndarray, noise: float = 0.0, shot_noise: float = 0.0,
     img = np.asarray(image, dtype=np.float32)
     floor, q_unit = block_noise(img, noise, shot_noise, dark_level)
     grad, lap, blurred = [], [], {}
+    src = less_local_mean(img)
     for s in SCALES:
-        g = ndi.gaussian_filter(img, s, mode="reflect", truncate=_TRUNCATE) if s > 0 else img
+        g = ndi.gaussian_filter(src, s, mode="reflect", truncate=_TRUNCATE) if s > 0 else src
         if s in _gr.EVIDENCE_SCALES:  # kept for gradient_ratio's readings (only those: each is an image's worth)
             blurred[s] = g
         grad.append(_block_mean(_gradient_energy(g)) + floor)
@@ -141,6 +164,7 @@ def halo(weights: dict[str, np.ndarray] | None = None) -> int:
     coarse = -(-full_res // BLOCK) + 2 * (POOL // 2)  # blocks touched, then the pooled copy's two box passes
     # or gradient_ratio's readings, if they reach further: its halo less its interpolation block and spare
     coarse = max(coarse, _gr.halo(EVIDENCE_WINDOW, EVIDENCE_FILL) // BLOCK - 2)
+    coarse += -(-3 * (LOCAL_MEAN // 2) // BLOCK)  # both read the image less its local mean
     coarse += sum(d * (w.shape[-1] // 2) for w, _, d in layer_specs(weights or load_weights()))
     return BLOCK * (coarse + 2)  # + interpolation and one block to spare
 
