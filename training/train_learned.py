@@ -83,7 +83,7 @@ def _lines(rng: np.random.Generator) -> np.ndarray:
 
 
 def _cells(rng: np.random.Generator) -> np.ndarray:
-    """Return stones or tiles in [0, 1]: Voronoi cells of random grey, each lit by a random slope, grained, with dark gaps."""
+    """Return stones or tiles in [0, 1]: Voronoi cells of random grey, each lit by a random slope, grained, with dark or bright gaps."""
     n = int(rng.integers(8, 400))
     pts = rng.uniform(-8, SIZE + 8, (n, 2))
     stretch = np.exp(rng.uniform(-0.7, 0.7))  # elongated cells: bricks, flakes
