@@ -97,6 +97,15 @@ def test_taking_the_local_mean_away_removes_a_smooth_gain_and_keeps_texture():
     np.testing.assert_allclose(kept, less_local_mean(texture)[inner], atol=1e-4)
 
 
+def test_gradient_ratios_readings_come_only_from_the_image_less_its_local_mean():
+    # features() hands gradient_ratio.evidence its re-blurs of the image less its local mean; a scale
+    # missing from them would be re-blurred by evidence() from the raw image, mixing the two
+    from blurmap import gradient_ratio
+    from blurmap.learned import SCALES
+
+    assert set(gradient_ratio.EVIDENCE_SCALES) <= set(SCALES)
+
+
 def test_a_noise_far_below_the_signal_does_not_move_the_map():
     image = blur(synthetic.dead_leaves((192, 192), seed=9), synthetic.ramp((192, 192), 0.3, 3.0))
     clean = estimate(image, "learned", noise=0.0, shot_noise=0.0, dark_level=0.0)
