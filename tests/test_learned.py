@@ -9,7 +9,8 @@ import pytest
 from scipy import ndimage as ndi
 
 from blurmap import blur, estimate, estimators, synthetic
-from blurmap.learned import N_FEATURES, conv2d, features, less_local_mean, load_weights, network
+from blurmap.learned import (BLOCK, N_FEATURES, REFINE_WIDTHS, conv2d, features, less_local_mean, load_weights, network,
+                             refine, refinement_terms)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,6 +19,7 @@ def test_shipped_weights_load_and_fit_the_features():
     weights = load_weights()
     assert weights["w0"].shape[1] == N_FEATURES == weights["mean"].size == weights["std"].size
     assert weights[f"w{int(weights['n_layers']) - 1}"].shape[0] == 2  # log sigma and its log variance
+    assert weights["refine"].shape == (len(REFINE_WIDTHS) + 1,)
     assert all(np.isfinite(weights[k]).all() for k in weights if k != "meta")
     assert "train_learned.py" in str(weights["meta"])
     assert (ROOT / "src/blurmap/learned.npz").stat().st_size < 2_000_000
@@ -67,13 +69,33 @@ def test_learned_reads_uniform_blur_in_px():
 
 
 def test_learned_chunked_equals_unchunked():
-    image, _ = synthetic.sem_sample((520, 400), seed=8)
     halo = estimators()["learned"].halo
+    image, _ = synthetic.sem_sample((3 * halo + 40, 3 * halo), seed=8)  # the engine keeps chunks >= 2 halos
     whole, conf = estimate(image, "learned", return_confidence=True)
     lazy = estimate(da.from_array(image, chunks=2 * halo), "learned")
     assert lazy.numblocks[0] > 1 and lazy.numblocks[1] > 1
     np.testing.assert_allclose(lazy.compute(), whole, rtol=1e-4, atol=1e-5)
     assert ((conf >= 0) & (conf <= 1)).all()
+
+
+def test_the_refinement_keeps_a_uniform_map():
+    flat = np.full((40, 30), 2.2, np.float32)
+    assert np.abs(refinement_terms(flat)).max() < 1e-6
+    np.testing.assert_allclose(refine(flat, load_weights()["refine"]), flat, atol=1e-5)
+
+
+def test_the_refinement_brings_a_sine_profiles_peaks_and_flanks_closer():
+    # the network's map is smooth: on one period of a sine (0.3 .. 3 px) its peak reads low and its
+    # trough high; the refinement, fitted on training images, must take back much of that
+    shape = (256, 256)
+    truth = synthetic.sine(shape, 0.3, 3.0, periods=1)
+    image = blur(synthetic.dead_leaves(shape, seed=77), truth)
+    sigma = np.exp(network(features(image), load_weights())[0])
+    want = 0.5 * (truth[BLOCK // 2 - 1::BLOCK, BLOCK // 2 - 1::BLOCK] + truth[BLOCK // 2::BLOCK, BLOCK // 2::BLOCK])
+    inner = (slice(4, -4), slice(4, -4))  # away from the image's borders
+    before = np.sqrt(np.mean((sigma - want)[inner] ** 2))
+    after = np.sqrt(np.mean((refine(sigma, load_weights()["refine"]) - want)[inner] ** 2))
+    assert after < 0.8 * before, (before, after)
 
 
 def test_a_tenfold_gain_ramp_changes_the_map_by_less_than_5_percent():

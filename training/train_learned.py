@@ -18,7 +18,8 @@ random direction) and an offset, then noise: none, Gaussian (25-90 dB) or Poisso
 100-10000 counts). The noise model is then estimated from the image, as the engine does at
 inference. Targets are log sigma at each 4 x 4 block's centre, except where the unblurred source
 is itself blurred (see sharp_blocks); the loss weighs half of it by sigma**2, so it follows px (see nll).
-Everything follows from --seed.
+Last, the map's refinement (blurmap.learned.refine) is fitted by least squares in px on the
+held-out images' maps. Everything follows from --seed.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 
 from blurmap import blur, estimate, synthetic
-from blurmap.learned import BLOCK, N_FEATURES, features
+from blurmap.learned import BLOCK, N_FEATURES, features, refine, refinement_terms
 from blurmap.noise import estimate_noise_model
 
 SIZE = 256  # px, training image side
@@ -244,10 +245,21 @@ def build_model(torch, n_in: int = N_FEATURES, width: int = 32):
     return Net()
 
 
-def to_npz_dict(model, mean: np.ndarray, std: np.ndarray, meta: dict) -> dict[str, np.ndarray]:
-    """Return the arrays blurmap.learned reads: feature mean/std and each layer's weight, bias, dilation."""
+def fit_refinement(maps: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Return the coefficients (px per term) of refinement_terms that best bring maps (px) to exp(targets), least squares in px."""
+    rows, rhs = [], []
+    for sigma, target in zip(maps, targets):
+        valid = np.isfinite(target)
+        rows.append(refinement_terms(sigma)[:, valid].T)
+        rhs.append((np.exp(target) - sigma)[valid])
+    coef, *_ = np.linalg.lstsq(np.concatenate(rows), np.concatenate(rhs), rcond=None)
+    return coef.astype(np.float32)
+
+
+def to_npz_dict(model, mean: np.ndarray, std: np.ndarray, refine: np.ndarray, meta: dict) -> dict[str, np.ndarray]:
+    """Return the arrays blurmap.learned reads: feature mean/std, each layer's weight, bias, dilation, the refinement."""
     out = {"mean": mean.astype(np.float32), "std": std.astype(np.float32), "n_layers": np.array(len(model.convs)),
-           "meta": np.array(json.dumps(meta))}
+           "refine": refine.astype(np.float32), "meta": np.array(json.dumps(meta))}
     for i, (conv, d) in enumerate(zip(model.convs, model.dilations)):
         out[f"w{i}"] = conv.weight.detach().numpy().astype(np.float32)
         out[f"b{i}"] = conv.bias.detach().numpy().astype(np.float32)
@@ -327,11 +339,19 @@ def main() -> None:
         history.append((epoch, float(tr_loss), float(tr_mse) ** 0.5, float(va_loss), float(va_mse) ** 0.5))
         print(f"epoch {epoch:3d}  train NLL {tr_loss:.4f} RMSE(log) {tr_mse ** 0.5:.4f}   held-out NLL {va_loss:.4f} "
               f"RMSE(log) {va_mse ** 0.5:.4f}   {time.perf_counter() - start:.0f} s", flush=True)
+    with torch.no_grad():
+        maps = torch.exp(model(xvt)[:, 0]).numpy()
+    coef = fit_refinement(maps, yv)
+    rms = lambda m: float(np.sqrt(np.nanmean((m - np.exp(yv)) ** 2)))  # noqa: E731
+    refined = np.stack([refine(m, coef) for m in maps])
+    print(f"refinement {np.round(coef, 3).tolist()}: held-out RMSE {rms(maps):.4f} -> {rms(refined):.4f} px "
+          "(fitted on these images)", flush=True)
     meta = {"command": " ".join(["python", "training/train_learned.py"] + sys.argv[1:]), "seed": args.seed,
             "images": args.images, "epochs": args.epochs, "mix": args.mix, "seconds": round(time.perf_counter() - start),
             "final": dict(zip(("epoch", "train_nll", "train_rmse_log", "heldout_nll", "heldout_rmse_log"),
-                              history[-1])), "torch": torch.__version__}
-    np.savez(args.out, **to_npz_dict(model, mean, std, meta))
+                              history[-1])), "refine": coef.tolist(),
+            "heldout_rmse_px": [round(rms(maps), 4), round(rms(refined), 4)], "torch": torch.__version__}
+    np.savez(args.out, **to_npz_dict(model, mean, std, coef, meta))
     print(json.dumps(meta, indent=1))
 
 

@@ -10,12 +10,16 @@ layer would learn for this task look like these Gaussian derivatives; fixing the
 invariant to gain by construction and costs a few separable passes. A fully
 convolutional network of four layers on the 4 px grid then regresses, per block, the natural log
 of sigma and the log variance of that estimate (trained by Gaussian negative log likelihood, so
-its variance is an honest uncertainty). Its weights ship in ``learned.npz``, trained by
-``training/train_learned.py`` with PyTorch; inference here is numpy and scipy only.
+its variance is an honest uncertainty). Last, a linear refinement of the map (see refine)
+takes away the bias of the smoothing the features and the network apply: peaks read low, troughs
+high, steep flanks low. Its weights ship in ``learned.npz``, trained by
+``training/train_learned.py`` with PyTorch (the refinement fitted there by least squares on
+held-out images); inference here is numpy and scipy only.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 from importlib import resources
 
@@ -36,6 +40,9 @@ N_FEATURES = 2 * (2 * len(SCALES) - 1) + N_EVIDENCE  # block and pooled: 5 gradi
 LOG_CLIP = (-20.0, 8.0)  # log ratios are clipped here: flat blocks give log(0)
 NOISE_SHARE_MIN = -14.0  # log of noise over gradient energy; below it (60 dB under the signal) noise cannot matter
 SIGMA_RANGE = (0.05, 20.0)  # px; the map is clipped to this
+REFINE_WIDTHS = (8.0, 16.0, 32.0)  # px; the map less its Gaussian blur at each of these feeds the refinement
+REFINE_SLOPE = 8.0  # px; Gaussian whose derivatives give the map's slope for the refinement
+REFINE_TRUNCATE = 3.0  # the refinement's Gaussians are cut at this many standard deviations
 CONF_STD = 0.15  # predicted std of log sigma at which the confidence is 0.5
 _TRUNCATE = 4.0
 WEIGHTS = "learned.npz"
@@ -158,6 +165,31 @@ def network(feats: np.ndarray, weights: dict[str, np.ndarray]) -> np.ndarray:
     return x
 
 
+def refinement_terms(sigma: np.ndarray, widths: Sequence[float] = REFINE_WIDTHS) -> np.ndarray:
+    """Return the refinement's inputs (len(widths) + 1, h, w) in px from a map on the 4 px grid (px).
+
+    First the map less its Gaussian blur at each width (px): a map smoothed by the estimator loses
+    its peaks and troughs in proportion to these. Then its squared slope over its value,
+    (d sigma / dx)**2 / sigma (px): where blur changes across a pooling window, the sharper part's
+    larger energy wins and the window reads low, by about its width squared times this.
+    """
+    def blurred(order: tuple[int, int], width: float) -> np.ndarray:
+        return ndi.gaussian_filter(sigma, width / BLOCK, order=order, mode="reflect", truncate=REFINE_TRUNCATE)
+
+    terms = [sigma - blurred((0, 0), w) for w in widths]
+    dy, dx = blurred((1, 0), REFINE_SLOPE) / BLOCK, blurred((0, 1), REFINE_SLOPE) / BLOCK  # px per px
+    terms.append((dy * dy + dx * dx) / np.maximum(blurred((0, 0), REFINE_SLOPE), SIGMA_RANGE[0]))
+    return np.stack(terms)
+
+
+def refine(sigma: np.ndarray, coef: np.ndarray) -> np.ndarray:
+    """Return the map (px, 4 px grid) plus the fitted combination coef of its refinement_terms.
+
+    Every term is zero on a constant map, so a uniform blur reads as the network read it.
+    """
+    return sigma + np.tensordot(coef.astype(np.float32), refinement_terms(sigma), axes=1)
+
+
 def halo(weights: dict[str, np.ndarray] | None = None) -> int:
     """Return the context (px, a multiple of 4) each side of a tile: filters, pooling, the network, interpolation."""
     full_res = int(_TRUNCATE * max(SCALES) + 0.5) + 1  # re-blur plus the derivatives, in full pixels
@@ -166,6 +198,7 @@ def halo(weights: dict[str, np.ndarray] | None = None) -> int:
     coarse = max(coarse, _gr.halo(EVIDENCE_WINDOW, EVIDENCE_FILL) // BLOCK - 2)
     coarse += -(-3 * (LOCAL_MEAN // 2) // BLOCK)  # both read the image less its local mean
     coarse += sum(d * (w.shape[-1] // 2) for w, _, d in layer_specs(weights or load_weights()))
+    coarse += -(-int(REFINE_TRUNCATE * max(REFINE_WIDTHS + (REFINE_SLOPE,))) // BLOCK)  # the refinement's reach
     return BLOCK * (coarse + 2)  # + interpolation and one block to spare
 
 
@@ -174,10 +207,12 @@ def learned(image: np.ndarray, *, noise: float = 0.0, shot_noise: float = 0.0,
     """Return (sigma map in px, confidence in [0, 1]) for a 2-D float image tile.
 
     The confidence is 1 / (1 + (s / CONF_STD)**2), s the network's predicted standard deviation
-    of log sigma: 0.5 where it expects a 15% error. The noise model is as in ``features``.
+    of log sigma: 0.5 where it expects a 15% error (it is the network's, before ``refine``). The
+    noise model is as in ``features``.
     """
-    out = network(features(image, noise, shot_noise, dark_level), load_weights())
-    sigma = np.clip(np.exp(out[0]), *SIGMA_RANGE)
+    weights = load_weights()
+    out = network(features(image, noise, shot_noise, dark_level), weights)
+    sigma = np.clip(refine(np.exp(out[0]), weights["refine"]), *SIGMA_RANGE)
     std = np.exp(0.5 * np.clip(out[1], -20.0, 20.0))
     conf = 1.0 / (1.0 + (std / CONF_STD) ** 2)
     shape = np.shape(image)
