@@ -84,7 +84,7 @@ def test_the_refinement_keeps_a_uniform_map():
     np.testing.assert_allclose(refine(flat, load_weights()["refine"]), flat, atol=1e-5)
 
 
-def test_the_refinement_brings_a_sine_profiles_peaks_and_flanks_closer():
+def test_the_refinement_brings_the_map_of_a_sine_profile_closer_to_the_truth():
     # the network's map is smooth: on one period of a sine (0.3 .. 3 px) its peak reads low and its
     # trough high; the refinement, fitted on training images, must take back much of that
     shape = (256, 256)

@@ -256,10 +256,10 @@ def fit_refinement(maps: np.ndarray, targets: np.ndarray) -> np.ndarray:
     return coef.astype(np.float32)
 
 
-def to_npz_dict(model, mean: np.ndarray, std: np.ndarray, refine: np.ndarray, meta: dict) -> dict[str, np.ndarray]:
+def to_npz_dict(model, mean: np.ndarray, std: np.ndarray, refine_coef: np.ndarray, meta: dict) -> dict[str, np.ndarray]:
     """Return the arrays blurmap.learned reads: feature mean/std, each layer's weight, bias, dilation, the refinement."""
     out = {"mean": mean.astype(np.float32), "std": std.astype(np.float32), "n_layers": np.array(len(model.convs)),
-           "refine": refine.astype(np.float32), "meta": np.array(json.dumps(meta))}
+           "refine": refine_coef.astype(np.float32), "meta": np.array(json.dumps(meta))}
     for i, (conv, d) in enumerate(zip(model.convs, model.dilations)):
         out[f"w{i}"] = conv.weight.detach().numpy().astype(np.float32)
         out[f"b{i}"] = conv.bias.detach().numpy().astype(np.float32)
