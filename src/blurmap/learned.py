@@ -167,17 +167,18 @@ def network(feats: np.ndarray, weights: dict[str, np.ndarray]) -> np.ndarray:
 def refinement_terms(sigma: np.ndarray) -> np.ndarray:
     """Return the refinement's inputs (len(REFINE_WIDTHS) + 1, h, w) in px from a map on the 4 px grid (px).
 
-    First the map less its Gaussian blur at each of REFINE_WIDTHS (px): a map smoothed by the estimator loses
-    its peaks and troughs in proportion to these. Then its squared slope over its value,
-    (d sigma / dx)**2 / sigma (px): where blur changes across a pooling window, the sharper part's
-    larger energy wins and the window reads low, by about its width squared times this.
+    First the map less its Gaussian blur at each of REFINE_WIDTHS (px): a map smoothed by the
+    estimator loses its peaks and troughs in proportion to these. Then its squared slope over its
+    value, (d sigma / dx)**2 / sigma (px): where blur changes across a pooling window, the sharper
+    part's larger energy wins and the window reads low, by about its width squared times this.
     """
     def blurred(order: tuple[int, int], width: float) -> np.ndarray:
         return ndi.gaussian_filter(sigma, width / BLOCK, order=order, mode="reflect", truncate=REFINE_TRUNCATE)
 
-    terms = [sigma - blurred((0, 0), w) for w in REFINE_WIDTHS]
+    means = {w: blurred((0, 0), w) for w in {*REFINE_WIDTHS, REFINE_SLOPE}}  # each blur once (the slope's is a width's)
+    terms = [sigma - means[w] for w in REFINE_WIDTHS]
     dy, dx = blurred((1, 0), REFINE_SLOPE) / BLOCK, blurred((0, 1), REFINE_SLOPE) / BLOCK  # px per px
-    terms.append((dy * dy + dx * dx) / np.maximum(blurred((0, 0), REFINE_SLOPE), SIGMA_RANGE[0]))
+    terms.append((dy * dy + dx * dx) / np.maximum(means[REFINE_SLOPE], SIGMA_RANGE[0]))
     return np.stack(terms)
 
 
