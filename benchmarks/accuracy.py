@@ -23,7 +23,7 @@ from _suite import cases
 from scipy.stats import spearmanr
 
 from blurmap import estimate, estimators
-from blurmap.report import errors
+from blurmap.analysis.summary import errors
 
 SEED_002 = {"ramp": 0.1645, "sine": 0.1991}  # its CNN (30 classes), RMSE px
 

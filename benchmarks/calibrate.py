@@ -20,7 +20,7 @@ import sys
 import numpy as np
 from scipy import ndimage as ndi
 
-from blurmap import gradient_ratio as gr
+from blurmap.estimators import gradient_ratio as gr
 from blurmap.synthetic import dead_leaves
 
 SIGMAS = np.array([0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0])
@@ -38,6 +38,7 @@ def evidence_set() -> list[list[tuple[np.ndarray, np.ndarray]]]:
     return out
 
 
+DEFAULTS = {k: gr.ESTIMATOR.defaults()[k] for k in ("pooling_width", "fill_reach", "sigma_max")}
 MODELS = {"gradient": {}, "curvature": {},
           "base_curvature": {"scales": gr.BASE_SCALES, "base": gr.BASE}}
 
@@ -45,7 +46,7 @@ MODELS = {"gradient": {}, "curvature": {},
 def read(evidence, kind: str, gamma: float, t_deriv: float) -> np.ndarray:
     """Return the median over seeds of the median sigma (px) read from one kind of evidence."""
     per_seed = [[np.nanmedian(gr.component_sigma(getattr(ev, kind), getattr(ev, kind + "_conf"),
-                                                 gamma=gamma, t_deriv=t_deriv, **MODELS[kind])[0])
+                                                 gamma=gamma, t_deriv=t_deriv, **DEFAULTS, **MODELS[kind])[0])
                  for ev in row] for row in evidence]
     return np.median(np.asarray(per_seed), axis=0)
 

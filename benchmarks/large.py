@@ -196,8 +196,8 @@ def coarse_honesty(path: Path, source: Path, method: str) -> list[tuple[int, flo
 
 def overview_timing(source: Path, method: str) -> tuple[float, ...]:
     """Return s to lay the lazy pyramid, to its first overview chunk, to a chunk in every 8 x 8, 4 x 4, 2 x 2 group, to all; chunks."""
-    from blurmap import io
-    from blurmap.pyramid import SigmaPyramid
+    from blurmap.io import formats as io
+    from blurmap.io.pyramid import SigmaPyramid
 
     start = time.perf_counter()
     pyramid = SigmaPyramid(io.open_image(source).levels[0], method, {})

@@ -22,10 +22,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from blurmap import io, stream
-from blurmap.cli import keep_freed_memory
 from large import in_memory_figure, in_memory_image
+
+from blurmap.cli import keep_freed_memory
+from blurmap.io import formats as io
+from blurmap.io import stream
 
 METHOD = "gradient_ratio"
 CHUNK = 1024

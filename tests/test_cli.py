@@ -48,10 +48,10 @@ def test_profile_reads_a_users_tiff_and_finds_its_focal_line(tmp_path, capsys):
     src = tmp_path / "mine.tif"
     tifffile.imwrite(src, (image * 40000).astype(np.uint16))
     out = tmp_path / "out"
-    assert main(["profile", str(src), str(out), "--method", "log", "--param", "window=10"]) == 0
+    assert main(["profile", str(src), str(out), "--method", "log", "--param", "pooling_sigma=10"]) == 0
     assert "focal line at" in capsys.readouterr().out
     summary = json.loads((out / "summary_log.json").read_text())
-    assert summary["params"] == {"window": 10.0} and summary["units"] == "px"
+    assert summary["params"] == {"pooling_sigma": 10.0} and summary["units"] == "px"
     assert abs(summary["focal_line"]["fit"]["position"] - 0.4) < 0.05  # sem_sample's band is at 40%
     assert tifffile.imread(out / "sigma_log.tif").shape == (256, 320)
     assert (out / "profile_log.png").read_bytes()[:4] == b"\x89PNG"
@@ -60,6 +60,7 @@ def test_profile_reads_a_users_tiff_and_finds_its_focal_line(tmp_path, capsys):
 
 def test_profile_of_a_relative_method_says_it_has_no_focal_line(tmp_path, capsys):
     import skimage.io
+
     from blurmap.synthetic import sem_sample
 
     image, _ = sem_sample((192, 192), seed=3)
@@ -72,9 +73,9 @@ def test_profile_of_a_relative_method_says_it_has_no_focal_line(tmp_path, capsys
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--param", "window"], "name=value"),
-    (["--param", "window=wide"], "number"),
-    (["--param", "window=1"], "window"),
+    (["--param", "pooling_width"], "name=value"),
+    (["--param", "pooling_width=wide"], "number"),
+    (["--param", "pooling_width=1"], "pooling_width"),
     (["--param", "colour=3"], "colour"),
 ])
 def test_profile_refuses_bad_parameters_before_writing(tmp_path, capsys, args, message):

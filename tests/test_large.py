@@ -7,7 +7,7 @@ import pytest
 import tifffile
 
 from blurmap import estimate, synthetic
-from blurmap.pyramid import SigmaPyramid
+from blurmap.io.pyramid import SigmaPyramid
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,7 +37,7 @@ def test_pyramid_levels_are_block_means_and_stay_lazy(image):
 
 
 def test_overview_fills_coarse_to_fine_so_its_first_chunks_span_the_image(image):
-    from blurmap.pyramid import progressive_order
+    from blurmap.io.pyramid import progressive_order
 
     order = progressive_order(8, 8)
     assert sorted(order) == [(i, j) for i in range(8) for j in range(8)]  # every chunk once
@@ -56,7 +56,7 @@ def test_overview_fills_coarse_to_fine_so_its_first_chunks_span_the_image(image)
 def test_halving_ignores_nan_and_keeps_all_nan_blocks_nan():
     import dask.array as da
 
-    from blurmap import io
+    from blurmap.io.pyramid import halve
 
     a = np.random.default_rng(3).random((9, 12)).astype(np.float32)
     holed = a.copy()
@@ -64,7 +64,7 @@ def test_halving_ignores_nan_and_keeps_all_nan_blocks_nan():
     holed[2:4, 4:6] = np.nan  # all four missing: NaN
     got = {}
     for name, plane in (("whole", a), ("holed", holed)):
-        got[name] = io.halve(da.from_array(plane, chunks=4)).compute()
+        got[name] = halve(da.from_array(plane, chunks=4)).compute()
         assert got[name].dtype == np.float32 and got[name].shape == (4, 6)
         np.testing.assert_allclose(got[name], _block_mean(plane, 2), rtol=1e-6, equal_nan=True)
     assert np.isnan(got["holed"][1, 2])
@@ -109,8 +109,8 @@ def test_widget_lays_a_lazy_multiscale_layer_over_a_large_image(make_napari_view
                                                                 monkeypatch):
     pytest.importorskip("napari")
     pytest.importorskip("qtpy")
+    from blurmap.io import pyramid as pyr
     from blurmap.plugin import _widget
-    from blurmap import pyramid as pyr
 
     monkeypatch.setattr(_widget, "LARGE_PIXELS", 100_000)
     monkeypatch.setattr(pyr, "OVERVIEW_SIDE", 100)

@@ -9,8 +9,18 @@ import pytest
 from scipy import ndimage as ndi
 
 from blurmap import blur, estimate, estimators, synthetic
-from blurmap.learned import (BLOCK, N_FEATURES, REFINE_WIDTHS, conv2d, features, less_local_mean, load_weights, network,
-                             refine, refinement_terms)
+from blurmap.estimators.learned import (
+    BLOCK,
+    N_FEATURES,
+    REFINE_WIDTHS,
+    conv2d,
+    features,
+    less_local_mean,
+    load_weights,
+    network,
+    refine,
+    refinement_terms,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,7 +32,7 @@ def test_shipped_weights_load_and_fit_the_features():
     assert weights["refine"].shape == (len(REFINE_WIDTHS) + 1,)
     assert all(np.isfinite(weights[k]).all() for k in weights if k != "meta")
     assert "train_learned.py" in str(weights["meta"])
-    assert (ROOT / "src/blurmap/learned.npz").stat().st_size < 2_000_000
+    assert (ROOT / "src/blurmap/estimators/learned.npz").stat().st_size < 2_000_000
 
 
 def test_conv2d_is_scipy_correlate_with_reflected_borders():
@@ -122,8 +132,8 @@ def test_taking_the_local_mean_away_removes_a_smooth_gain_and_keeps_texture():
 def test_gradient_ratios_readings_come_only_from_the_image_less_its_local_mean():
     # features() hands gradient_ratio.evidence its re-blurs of the image less its local mean; a scale
     # missing from them would be re-blurred by evidence() from the raw image, mixing the two
-    from blurmap import gradient_ratio
-    from blurmap.learned import SCALES
+    from blurmap.estimators import gradient_ratio
+    from blurmap.estimators.learned import SCALES
 
     assert set(gradient_ratio.EVIDENCE_SCALES) <= set(SCALES)
 

@@ -58,10 +58,10 @@ def test_dock_widget_lays_a_calibrated_sigma_map_over_the_source(make_napari_vie
     assert layer.data.shape == micrograph.shape and np.nanmedian(layer.data) > 0.3
     np.testing.assert_array_equal(source.data, before)  # the source is never modified
 
-    widget.params["window"].value = 24.0  # running again updates, does not pile up
+    widget.params["pooling_width"].value = 24.0  # running again updates, does not pile up
     _run_and_wait(qtbot, widget)
     assert [lay.name for lay in viewer.layers].count("SEM sigma (gradient_ratio)") == 1
-    assert viewer.layers["SEM sigma (gradient_ratio)"].metadata["blurmap"]["params"]["window"] == 24.0
+    assert viewer.layers["SEM sigma (gradient_ratio)"].metadata["blurmap"]["params"]["pooling_width"] == 24.0
 
 
 def test_per_estimator_widget_and_bad_layers(make_napari_viewer, qtbot, plugin):
@@ -86,7 +86,7 @@ def test_per_estimator_widget_and_bad_layers(make_napari_viewer, qtbot, plugin):
 
 @pytest.mark.parametrize("display, method, name, unit", [
     ("LoG scale selection", "log", "SEM sigma (log)", "px"),
-    ("Re-blur error curve", "reblur_curve", "SEM reblur_curve (relative)", "relative"),
+    ("Re-blur error curve knee", "reblur_curve", "SEM reblur_curve (relative)", "relative"),
     ("Block acutance", "acutance", "SEM acutance (relative)", "relative"),
 ])
 def test_seed_000_widgets_name_their_layer_by_what_it_holds(make_napari_viewer, qtbot, plugin, micrograph,

@@ -77,7 +77,7 @@ def test_bad_references_are_refused(dead_leaves_case):
 def test_chunked_equals_unchunked_away_from_the_border():
     sharp = synthetic.dead_leaves((512, 512), seed=13)
     blurred = blur(sharp, synthetic.ramp(sharp.shape, 0.3, 5.0))
-    params = {"fill": 16.0, "sigma_max": 5.0}
+    params = {"fill_reach": 16.0, "sigma_max": 5.0}
     est = estimators()["reference"]
     halo = est.halo_for(est.check(params))
     whole, _ = estimate(blurred, "reference", reference=sharp, return_confidence=True, **params)

@@ -34,8 +34,10 @@ def test_manifest_and_registry_agree():
     analysis = {PREFIX + "sigma_map_widget", PREFIX + "focal_profile_widget"}  # not one estimator each
     per_method = {c[len(PREFIX):-len("_widget")] for c in widget_commands - analysis}
     assert per_method == set(estimators())
-    measure = {item.command for item in MANIFEST.contributions.menus["napari/layers/measure"]}
-    assert measure == widget_commands
+    # Layers > Measure holds one submenu, blurmap, and it holds every dock
+    [measure] = MANIFEST.contributions.menus["napari/layers/measure"]
+    assert measure.submenu == PREFIX + "measure"
+    assert {item.command for item in MANIFEST.contributions.menus[measure.submenu]} == widget_commands
 
 
 def test_manifest_python_names_import():

@@ -33,8 +33,8 @@ def test_relative_scores_ignore_gain_and_offset(ramp_case, method):
                                equal_nan=True)
 
 
-@pytest.mark.parametrize("method, params", [("difference", {}), ("acutance", {"block": 16}),
-                                            ("reblur_curve", {"tile": 32, "radius_max": 8})])
+@pytest.mark.parametrize("method, params", [("difference", {}), ("acutance", {"block_size": 16}),
+                                            ("reblur_curve", {"patch_size": 32, "reblur_max": 8})])
 def test_relative_scores_chunked_equal_unchunked(method, params):
     image, _ = synthetic.sem_sample((300, 350), seed=8)  # ragged last chunks
     whole = estimate(image, method, **params)
@@ -45,17 +45,17 @@ def test_relative_scores_chunked_equal_unchunked(method, params):
 
 def test_acutance_is_constant_on_its_blocks():
     image, _ = synthetic.sem_sample((128, 160), seed=9)
-    score = estimate(image, "acutance", block=32)
+    score = estimate(image, "acutance", block_size=32)
     assert np.ptp(score[32:64, 64:96]) == 0 and score[0, 0] != score[0, 40]
 
 
 @pytest.mark.parametrize("method, params, error", [
-    ("acutance", {"block": 4}, ValueError),
-    ("acutance", {"block": 20.5}, ValueError),
+    ("acutance", {"block_size": 4}, ValueError),
+    ("acutance", {"block_size": 20.5}, ValueError),
     ("difference", {"iterations": -1}, ValueError),
-    ("difference", {"radius": "wide"}, TypeError),
-    ("reblur_curve", {"radius_max": 3}, ValueError),
-    ("reblur_curve", {"tile": 8}, ValueError),
+    ("difference", {"reblur_sigma": "wide"}, TypeError),
+    ("reblur_curve", {"reblur_max": 3}, ValueError),
+    ("reblur_curve", {"patch_size": 8}, ValueError),
 ])
 def test_bad_parameters_are_refused(ramp_case, method, params, error):
     image, _ = ramp_case
@@ -106,7 +106,7 @@ def test_log_chunked_equals_unchunked():
     np.testing.assert_allclose(lazy.compute(), whole, atol=2e-3, equal_nan=True)
 
 
-@pytest.mark.parametrize("params, error", [({"window": 2.0}, ValueError), ({"window": "wide"}, TypeError),
+@pytest.mark.parametrize("params, error", [({"pooling_sigma": 2.0}, ValueError), ({"pooling_sigma": "wide"}, TypeError),
                                            ({"scales": 3}, TypeError)])
 def test_log_bad_parameters_are_refused(ramp_case, params, error):
     with pytest.raises(error):
@@ -131,7 +131,7 @@ def test_reblur_knee_grows_with_uniform_blur():
 
 
 def test_reblur_knee_of_two_lines_is_their_crossing():
-    from blurmap.reblur_curve import knee
+    from blurmap.estimators.reblur_curve import knee
     r = np.arange(1.0, 21.0)
     curve = np.minimum(0.2 * r, 0.2 * 7.0 + 0.01 * (r - 7.0))  # lines crossing at 7 px
     assert abs(float(knee(curve[:, None])[0]) - 7.0) < 1e-6

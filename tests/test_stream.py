@@ -12,11 +12,10 @@ import tifffile
 import zarr
 
 from blurmap import estimate, synthetic
-from blurmap import stream
 from blurmap.cli import main
 from blurmap.engine import lazy_maps
-from blurmap.io import open_image
-from blurmap.stream import Progress, estimate_file
+from blurmap.io import open_image, stream
+from blurmap.io.stream import Progress, estimate_file
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +129,7 @@ def test_refusals_leave_everything_as_it_was(tmp_path, tiled_tiff, capsys):
         ([str(tiled_tiff), str(out)], "exists"),
         ([str(tiled_tiff), str(tiled_tiff), "--overwrite"], "overwrite or sit inside the input"),
         ([str(tiled_tiff), str(tmp_path / "map.png")], "must end in .zarr"),
-        ([str(tiled_tiff), str(tmp_path / "new.zarr"), "--param", "window=1"], "window"),
+        ([str(tiled_tiff), str(tmp_path / "new.zarr"), "--param", "pooling_width=1"], "pooling_width"),
         ([str(tmp_path / "missing.tif"), str(tmp_path / "new.zarr")], "no such image"),
     ]
     for args, message in cases:

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from blurmap import tiffwindows
-from blurmap.io import open_image
+from blurmap.io import open_image, tiffwindows
 
 RNG = np.random.default_rng(3)
 LAYOUTS = {

@@ -37,7 +37,7 @@ from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 
 from blurmap import blur, estimate, synthetic
-from blurmap.learned import BLOCK, N_FEATURES, features, refine, refinement_terms
+from blurmap.estimators.learned import BLOCK, N_FEATURES, features, refine, refinement_terms
 from blurmap.noise import estimate_noise_model
 
 SIZE = 256  # px, training image side
@@ -293,7 +293,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--mix", type=float, default=0.5, help="share of the loss weighted by sigma**2 (see nll)")
     parser.add_argument("--cache", type=Path, help="keep the generated data here and reuse them (same seed and size)")
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "src/blurmap/learned.npz"))
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "src/blurmap/estimators/learned.npz"))
     args = parser.parse_args()
     import torch
 
@@ -314,7 +314,7 @@ def main() -> None:
           f"{np.isnan(y).mean():.1%} of training blocks without a target (source not sharp)", flush=True)
     mean = x.mean(axis=(0, 2, 3))
     std = x.std(axis=(0, 2, 3)) + 1e-6
-    norm = lambda a: torch.from_numpy((a - mean[None, :, None, None]) / std[None, :, None, None]).float()  # noqa: E731
+    norm = lambda a: torch.from_numpy((a - mean[None, :, None, None]) / std[None, :, None, None]).float()
     xt, yt, xvt, yvt = norm(x), torch.from_numpy(y), norm(xv), torch.from_numpy(yv)
     model = build_model(torch)
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
@@ -342,7 +342,7 @@ def main() -> None:
     with torch.no_grad():
         maps = torch.exp(model(xvt)[:, 0]).numpy()
     coef = fit_refinement(maps, yv)
-    rms = lambda m: float(np.sqrt(np.nanmean((m - np.exp(yv)) ** 2)))  # noqa: E731
+    rms = lambda m: float(np.sqrt(np.nanmean((m - np.exp(yv)) ** 2)))
     refined = np.stack([refine(m, coef) for m in maps])
     print(f"refinement {np.round(coef, 3).tolist()}: held-out RMSE {rms(maps):.4f} -> {rms(refined):.4f} px "
           "(fitted on these images)", flush=True)

@@ -1,10 +1,17 @@
-"""blurmap: how blurred is each part of an image? Sigma maps (px) of the local Gaussian blur."""
+"""blurmap: how blurred is each part of an image? Sigma maps (px) of the local Gaussian blur.
 
+The core is pure functions, arrays in and arrays out; ``blurmap.plugin`` holds everything that
+touches napari. Start with :func:`estimate`.
+"""
+
+__version__ = "0.2.0"  # the one place the version is written (pyproject reads it)
+
+from . import estimators as _estimators  # noqa: F401  (registers every estimator)
+from .analysis.focal import FocalFit, HoughLine, Profile, focal, hough_focal_line, profile
 from .engine import estimate, estimate_tiles, tile_count
-from .focal import FocalFit, Profile, focal, hough_focal_line, profile
 from .forward import blur
 from .noise import estimate_noise
 from .registry import Estimator, Param, estimators
 
-__all__ = ["estimate", "estimate_tiles", "tile_count", "focal", "FocalFit", "profile", "Profile", "hough_focal_line", "estimators", "blur", "estimate_noise", "Estimator", "Param"]
-__version__ = "0.1.0"
+__all__ = ["estimate", "estimate_tiles", "tile_count", "focal", "FocalFit", "profile", "Profile", "HoughLine",
+           "hough_focal_line", "estimators", "blur", "estimate_noise", "Estimator", "Param"]

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import report
 from ._validate import as_2d_float
+from .analysis import figures
+from .analysis.focal import focal, hough_focal_line, profile
+from .analysis.summary import errors, sharpest_row, thirds
 from .engine import DEFAULT_CHUNK, estimate
-from .focal import focal, hough_focal_line, profile
-from .io import read_pixels
+from .io.formats import read_pixels
 from .registry import DEFAULT, estimators, get, get_blind
 from .synthetic import sem_sample
 
@@ -47,10 +48,10 @@ def _write_maps(outdir: Path, est, image: np.ndarray, sigma: np.ndarray, confide
     _write_tiff(outdir / f"sigma_{est.name}.tif", sigma, f"{est.label()}, {est.name}")
     _write_tiff(outdir / f"confidence_{est.name}.tif", confidence, "confidence, 0 to 1")
     _write_atomic(outdir / f"overlay_{est.name}.png",
-                  lambda tmp: report.overlay_png(tmp, image, sigma, title, (0.0, top), est.label()))
+                  lambda tmp: figures.overlay_png(tmp, image, sigma, title, (0.0, top), est.label()))
     if focal_fit is not None:
         fit, prof = focal_fit
-        _write_atomic(outdir / f"profile_{est.name}.png", lambda tmp: report.profile_png(tmp, prof, fit, est.units))
+        _write_atomic(outdir / f"profile_{est.name}.png", lambda tmp: figures.profile_png(tmp, prof, fit, est.units))
 
 
 def demo(outdir: Path, method: str | None, shape: tuple[int, int], seed: int) -> dict:
@@ -66,10 +67,10 @@ def demo(outdir: Path, method: str | None, shape: tuple[int, int], seed: int) ->
         "units": est.units,
         "shape": list(image.shape),
         "seconds": round(seconds, 3),
-        "median_sigma_thirds_px": {"estimated": report.thirds(sigma), "true": report.thirds(truth)},
+        "median_sigma_thirds_px": {"estimated": thirds(sigma), "true": thirds(truth)},
         "sharpest_band_height_fraction": {
-            "estimated": report.sharpest_row(-sigma if est.higher_is_sharper else sigma),
-            "true": report.sharpest_row(truth)},
+            "estimated": sharpest_row(-sigma if est.higher_is_sharper else sigma),
+            "true": sharpest_row(truth)},
     }
     if est.units == "px":  # a relative score has no focal-plane model and no error in px
         fit = focal(sigma)
@@ -77,7 +78,7 @@ def demo(outdir: Path, method: str | None, shape: tuple[int, int], seed: int) ->
         summary["focal_line"] = {"estimated": fit.as_dict(), "true": focal(truth).as_dict(),
                                  "hough_check": hough_focal_line(sigma).as_dict()}
         summary["profile"] = prof.as_dict()
-        summary["error"] = report.errors(sigma, truth)
+        summary["error"] = errors(sigma, truth)
     _write_tiff(outdir / "micrograph.tif", image, "synthetic SEM micrograph of a tilted specimen")
     _write_tiff(outdir / "sigma_true.tif", truth, "true Gaussian blur sigma, px")
     shown = truth if est.units == "px" else sigma
@@ -126,8 +127,8 @@ def profile_image(path: Path, outdir: Path, method: str | None, params: dict) ->
     outdir.mkdir(parents=True, exist_ok=True)
     summary = {"image": str(path), "method": est.name, "units": est.units, "label": est.label(),
                "params": params, "shape": list(sigma.shape), "seconds": round(seconds, 3),
-               "median_thirds": report.thirds(sigma),
-               "sharpest_band_height_fraction": report.sharpest_row(-sigma if est.higher_is_sharper else sigma)}
+               "median_thirds": thirds(sigma),
+               "sharpest_band_height_fraction": sharpest_row(-sigma if est.higher_is_sharper else sigma)}
     if est.units == "px":  # the tilted-plane model is in px of sigma
         fit = focal(sigma)
         prof = profile(sigma, fit)
@@ -264,7 +265,7 @@ def local_cluster(workers: int):
 
 def _estimate_command(args) -> int:
     """Run `blurmap estimate`; print one summary line; return the exit status."""
-    from .stream import estimate_file
+    from .io.stream import estimate_file
 
     # dask imports distributed, when installed, at its first compute (0.3 s here): import it with the
     # rest of the start-up, so that the time reported below is the work's

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Iterator, NamedTuple
+from collections.abc import Iterator
+from typing import NamedTuple
 
 import numpy as np
 
@@ -123,11 +124,52 @@ def lazy_maps(image, method: str | None, chunks: tuple[int, int], *, reader=None
 
 def estimate(image, method: str | None = None, *, return_confidence: bool = False,
              chunks: tuple[int, int] | None = None, **params):
-    """Return the sigma map (float32, px for "px" methods) of a 2-D image, and its confidence if asked.
+    """Return the sigma map of a 2-D image: per pixel, the Gaussian blur it carries, and its confidence if asked.
 
-    A numpy image gives numpy arrays computed at once; a dask image gives lazy dask arrays
-    computed chunk by chunk with each chunk's halo. `chunks` (px) rechunks a dask image.
-    Parameters not given take the estimator's defaults (see ``blurmap.estimators()``).
+    Parameters
+    ----------
+    image : array_like or dask array
+        A 2-D image of any real dtype, or RGB(A) with 3 or 4 channels last (read as luminance,
+        with a warning). numpy in, numpy out; a dask image gives lazy dask arrays computed chunk
+        by chunk, each with its halo.
+    method : str, optional
+        A registered estimator's name (see :func:`blurmap.estimators`); the default is
+        ``"gradient_ratio"``.
+    return_confidence : bool
+        Also return the confidence map.
+    chunks : tuple of int, optional
+        px; rechunk a dask image (or cut a numpy one) to about this size, at least twice the
+        estimator's halo and on its grid.
+    **params
+        The estimator's parameters; those not given take the registry's defaults, and those
+        that default to None (the noise model, a registration) are estimated from the image.
+        Other images a method needs (``reference=``) are passed here too.
+
+    Returns
+    -------
+    sigma : ndarray or dask array
+        float32, the image's shape: px of Gaussian sigma for "px" methods, a score for
+        "relative" ones; NaN where nothing can be said (no texture within reach).
+    confidence : ndarray or dask array
+        float32 in [0, 1], only with ``return_confidence=True``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For a bad image, an unknown method or parameter, or a value out of range, with a message
+        that names it.
+
+    Examples
+    --------
+    >>> import numpy as np, blurmap
+    >>> from blurmap import synthetic
+    >>> sharp = synthetic.dead_leaves((128, 128), seed=1)
+    >>> image = blurmap.blur(sharp, synthetic.ramp(sharp.shape, 0.5, 3.0))
+    >>> sigma, conf = blurmap.estimate(image, return_confidence=True)
+    >>> sigma.shape, sigma.dtype
+    ((128, 128), dtype('float32'))
+    >>> bool(np.nanmedian(sigma[:, :32]) < np.nanmedian(sigma[:, -32:]))
+    True
     """
     prep = prepare(image, method, **params)
     if is_dask(prep.image) or any(is_dask(a) for a in prep.inputs.values()):
@@ -150,7 +192,30 @@ class TileProgress(NamedTuple):
 
 def tile_count(shape: tuple[int, int], method: str | None = None, *, chunk: int = DEFAULT_CHUNK,
                **params) -> int:
-    """Return how many tiles ``estimate_tiles`` computes for an image of this shape."""
+    """Return how many tiles :func:`estimate_tiles` computes for an image of this shape.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        px; the image's (rows, columns).
+    method : str, optional
+        A registered estimator's name; the default if None.
+    chunk : int
+        px; the tile side asked for.
+    **params
+        The estimator's parameters (they set the halo, hence the smallest tile).
+
+    Returns
+    -------
+    int
+        The number of tiles.
+
+    Examples
+    --------
+    >>> import blurmap
+    >>> blurmap.tile_count((2048, 3000), chunk=1024)
+    6
+    """
     est = get(method)
     checked = est.check({k: v for k, v in params.items() if k not in est.inputs})
     plan = plan_chunks(tuple(shape[:2]), (chunk, chunk), est.halo_for(checked), est.align_for(checked))
@@ -161,8 +226,36 @@ def estimate_tiles(image, method: str | None = None, *, chunk: int = DEFAULT_CHU
                    **params) -> Iterator[TileProgress]:
     """Yield a TileProgress once per tile computed, so a caller can report progress and stop.
 
-    The arrays are filled in place as tiles complete and are whole after the last yield.
-    Results equal ``estimate``'s; `params` holds image-wide values worked out (e.g. noise).
+    Parameters
+    ----------
+    image : array_like or dask array
+        As for :func:`estimate`.
+    method : str, optional
+        A registered estimator's name; the default if None.
+    chunk : int
+        px; the side of a tile (enlarged to twice the halo where needed).
+    **params
+        The estimator's parameters, as for :func:`estimate`.
+
+    Yields
+    ------
+    TileProgress
+        Tiles done and total, the sigma and confidence arrays (float32, filled in place as tiles
+        complete, whole after the last yield) and the parameters used, image-wide ones filled.
+
+    Returns
+    -------
+    None
+        A generator; its maps equal :func:`estimate`'s.
+
+    Examples
+    --------
+    >>> import blurmap
+    >>> from blurmap import synthetic
+    >>> image = synthetic.sem_sample((200, 260), seed=1)[0]
+    >>> steps = list(blurmap.estimate_tiles(image, chunk=136))
+    >>> steps[-1].done == steps[-1].total == blurmap.tile_count(image.shape, chunk=136)
+    True
     """
     prep = prepare(image, method, **params)
     lazy = _lazy(prep, (chunk, chunk))

@@ -73,6 +73,31 @@ def estimate_noise(image) -> float:
     the smoothest part of the image, so texture does not count as noise wherever part of the
     image is blurred by 1 px or more. The tiles read are fixed by the image shape alone, so a
     numpy array and any chunking of the same data as a dask array give the same number.
+
+    Parameters
+    ----------
+    image : array_like or dask array
+        2-D image; a dask array is read only where the sampled tiles lie.
+
+    Returns
+    -------
+    float
+        Noise std, image units; 0 for an image too small to sample.
+
+    References
+    ----------
+    .. [1] J. Immerkaer, "Fast noise variance estimation", Computer Vision and Image
+       Understanding 64(2), 300-302, 1996.
+
+    Examples
+    --------
+    >>> import numpy as np, blurmap
+    >>> from blurmap import synthetic
+    >>> rng = np.random.default_rng(0)
+    >>> sharp = synthetic.dead_leaves((256, 256), seed=1)
+    >>> noisy = blurmap.blur(sharp, np.full(sharp.shape, 2.0)) + rng.normal(0, 0.02, sharp.shape)
+    >>> bool(abs(blurmap.estimate_noise(noisy) - 0.02) < 0.004)
+    True
     """
     _, v = _sampled_stats(image)
     if v.size == 0:

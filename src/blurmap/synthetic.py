@@ -17,6 +17,32 @@ def dead_leaves(shape: tuple[int, int], seed=0, rmin: float = 1.0, rmax: float |
     The radius law r**-3 between `rmin` and `rmax` makes the texture scale invariant, the model
     the imaging industry uses to measure texture blur (IEEE CPIQ, ISO 19567-2). Discs are point
     sampled: edges are as sharp as the pixel grid allows.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        px.
+    seed : int or numpy.random.Generator
+        The random state; the same seed gives the same texture.
+    rmin, rmax : float
+        px; the smallest and largest disc radius (`rmax` defaults to a quarter of the longer side).
+
+    Returns
+    -------
+    ndarray
+        float32 in [0, 1].
+
+    References
+    ----------
+    .. [1] F. Cao, F. Guichard and H. Hornung, "Dead leaves model for measuring texture quality
+       on a digital camera", Proc. SPIE 7537, 2010.
+
+    Examples
+    --------
+    >>> from blurmap import synthetic
+    >>> leaves = synthetic.dead_leaves((64, 64), seed=1)
+    >>> leaves.shape, leaves.dtype, bool(0 <= leaves.min() <= leaves.max() <= 1)
+    ((64, 64), dtype('float32'), True)
     """
     rng = _rng(seed)
     h, w = (int(s) for s in shape)
@@ -72,9 +98,30 @@ def tilted_focal_plane(shape: tuple[int, int], position: float = 0.4, angle_deg:
                        floor: float = 0.5, gradient: float = 0.008) -> np.ndarray:
     """Return the sigma map (px) of a tilted flat specimen: sqrt(floor**2 + (gradient * d)**2).
 
-    d is the distance (px) to the focal line, which crosses the image centre column at
-    `position` of the height (0 top, 1 bottom) and is rotated by `angle_deg` from horizontal.
-    Defocus blur grows linearly with d; `floor` is the in-focus blur of the instrument.
+    Parameters
+    ----------
+    shape : tuple of int
+        px.
+    position : float
+        Where the focal line crosses the centre column, as a fraction of the height (0 top, 1 bottom).
+    angle_deg : float
+        Degrees of the focal line from horizontal.
+    floor : float
+        px; the in-focus blur of the instrument.
+    gradient : float
+        px of sigma per px of distance d from the focal line: defocus blur grows linearly with d.
+
+    Returns
+    -------
+    ndarray
+        float32, px.
+
+    Examples
+    --------
+    >>> from blurmap import synthetic
+    >>> truth = synthetic.tilted_focal_plane((101, 101), position=0.5, angle_deg=0.0, gradient=0.01)
+    >>> float(truth[50, 50]), round(float(truth[0, 50]), 3)
+    (0.5, 0.707)
     """
     h, w = shape
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
@@ -89,7 +136,30 @@ def sem_sample(shape: tuple[int, int] = (768, 1024), seed=0, noise: float = 0.01
     The specimen is a dead-leaves grain texture under slowly varying material contrast (dark and
     bright regions, a factor 4 apart, so brightness cannot pass for sharpness), blurred by
     a tilted focal plane (sharp band at 40% of the height, 4 degrees off horizontal) and
-    degraded by shot noise plus detector noise (float32, about 0..1).
+    degraded by shot noise plus detector noise.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        px.
+    seed : int or numpy.random.Generator
+        The random state.
+    noise : float
+        Detector noise std is half of this; shot noise has std about noise * sqrt(2 * signal).
+
+    Returns
+    -------
+    image : ndarray
+        float32, about 0 .. 1.
+    sigma : ndarray
+        float32, px: the true blur (0.5 px in focus, about 3.7 px at the far edge at the default size).
+
+    Examples
+    --------
+    >>> from blurmap import synthetic
+    >>> image, truth = synthetic.sem_sample((96, 128), seed=1)
+    >>> image.shape == truth.shape == (96, 128), round(float(truth.min()), 2)
+    (True, 0.5)
     """
     rng = _rng(seed)
     sharp = dead_leaves(shape, rng, rmin=1.0, rmax=min(shape) / 8)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
 import napari
+import numpy as np
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from ..focal import FocalFit, focal, profile
-from ..report import profile_axes
+from ..analysis.figures import profile_axes
+from ..analysis.focal import FocalFit, focal, profile
 
 
 def focal_line_name(layer_name: str) -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import io
+from ..io import formats as io
 
 LARGE_PIXELS = 8192 * 8192  # px; TIFFs below this (and without a pyramid) are left to napari's own reader
 DISPLAY_MIN = 1024  # px; a lazy display pyramid stops at the first level whose longer side is at most this
@@ -33,7 +33,7 @@ def _zarr_is_ours(path: Path) -> bool:
         node = zarr.open(str(path), mode="r")
     except Exception:
         return False
-    return isinstance(node, zarr.Group) and io._multiscales(dict(node.attrs)) is not None
+    return isinstance(node, zarr.Group) and io.multiscales_entry(dict(node.attrs)) is not None
 
 
 def get_reader(path):

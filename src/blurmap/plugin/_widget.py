@@ -1,17 +1,25 @@
-"""The dock widgets: pick an image layer, an estimator and its parameters, run in a thread."""
+"""The dock widgets: pick an image layer, an estimator and its parameters, run in a thread.
+
+One widget class serves every estimator: ``SigmaMapWidget`` offers them all, and
+``dock_class(method)`` makes the dock of one estimator alone, for the per-estimator entries of
+the manifest (``blurmap.plugin._docks`` resolves their names). The widgets call the core and
+nothing else.
+"""
 
 from __future__ import annotations
 
-import numpy as np
+from functools import cache
+
 import napari
+import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, PushButton, create_widget
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 
 from .. import engine
 from .._validate import check_2d
+from ..io.pyramid import SigmaPyramid
 from ..registry import DEFAULT, Param, estimators, get
-from ..pyramid import SigmaPyramid
 from ._layers import contrast_limits, show_sigma, show_sigma_pyramid
 
 LARGE_PIXELS = 4096 * 4096  # px; above this (or for a multiscale layer) the map is a lazy multiscale layer
@@ -38,40 +46,35 @@ def _param_widgets(param: Param) -> list:
 def _compute(data, method: str, params: dict):
     """Run one estimator tile by tile, yielding after each tile; return the last TileProgress.
 
-    Bad input found only while computing (a constant image) comes back as its message (str),
-    not raised, so the widget reports it like any other input error.
+    Bad input found only while computing (a constant image) raises here, in the worker, and
+    reaches the widget through the worker's error signal.
     """
     last = None
-    try:
-        for last in engine.estimate_tiles(data, method, **params):
-            yield last.done
-    except (TypeError, ValueError) as err:
-        return str(err)
+    for last in engine.estimate_tiles(data, method, **params):
+        yield last.done
     return last
 
 
 def _compute_pyramid(data, method: str, params: dict):
     """Prepare the lazy pyramid (noise estimate, registration) and yield it, then fill its overview chunk by chunk.
 
-    Yields the SigmaPyramid once, then the number of chunks done after each; returns the pyramid,
-    or an error message (str) for bad input found on the way.
+    Yields the SigmaPyramid once, then the number of chunks done after each; returns the pyramid.
     """
-    try:
-        pyramid = SigmaPyramid(data, method, params)
-        yield pyramid
-        for done in pyramid.fill_overview():
-            yield done
-    except (TypeError, ValueError) as err:
-        return str(err)
+    pyramid = SigmaPyramid(data, method, params)
+    yield pyramid
+    yield from pyramid.fill_overview()
     return pyramid
 
 
 class SigmaMapWidget(Container):
     """Estimate a sigma map of the chosen image layer and lay it over that layer."""
 
-    def __init__(self, viewer: napari.viewer.Viewer, method: str | None = None):
+    METHOD: str | None = None  # the one estimator a dock of dock_class() offers; None offers them all
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__(labels=True)
-        self._viewer = viewer
+        self._viewer = napari_viewer
+        method = self.METHOD
         self._fixed = method is not None
         self.image = create_widget(annotation=napari.layers.Image, label="image", name="image")
         self.method = ComboBox(name="method", label="estimator", choices=list(estimators()),
@@ -142,14 +145,21 @@ class SigmaMapWidget(Container):
             return
         total = engine.tile_count(data.shape[:2], method, **params)
         self.status.value = f"computing {method} on {layer.name} ..."
-        self.worker = create_worker(_compute, data, method, params,
+        self.worker = create_worker(_compute, data, method, params, _connect={"errored": self._errored}, _start_thread=False,
                                     _progress={"total": total, "desc": f"blurmap: {method}"})
         self.worker.returned.connect(lambda result: self._done(layer, method, result))
-        self.worker.errored.connect(lambda err: self._fail(str(err)))
+        self._start()
+
+    def _start(self) -> None:
+        """Connect the worker's finished signal, disable Run and start it (its errors go to _errored)."""
         self.worker.finished.connect(self._finished)
         self.run_button.enabled = False
         self.cancel_button.enabled = True
         self.worker.start()
+
+    def _errored(self, err: Exception) -> None:
+        """Report an error the worker raised: bad input says what is wrong; anything else is a bug, with its type."""
+        self._fail(str(err) if isinstance(err, (TypeError, ValueError)) else f"{type(err).__name__}: {err}")
 
     def _run_pyramid(self, layer, data, method: str, params: dict) -> None:
         """Lay a lazy multiscale map over a large image as soon as it is prepared; fill its overview in a worker thread.
@@ -160,15 +170,11 @@ class SigmaMapWidget(Container):
         self.pyramid_layer = None
         self.status.value = f"computing the overview of {method} on {layer.name} ..."
         total = engine.tile_count(data.shape[:2], method, **params)
-        self.worker = create_worker(_compute_pyramid, data, method, params,
+        self.worker = create_worker(_compute_pyramid, data, method, params, _connect={"errored": self._errored}, _start_thread=False,
                                     _progress={"total": total + 1, "desc": f"blurmap: {method} overview"})
         self.worker.yielded.connect(lambda value: self._pyramid_step(layer, value))
-        self.worker.returned.connect(lambda result: self._pyramid_done(result))
-        self.worker.errored.connect(lambda err: self._fail(str(err)))
-        self.worker.finished.connect(self._finished)
-        self.run_button.enabled = False
-        self.cancel_button.enabled = True
-        self.worker.start()
+        self.worker.returned.connect(self._pyramid_done)
+        self._start()
 
     def _pyramid_step(self, source, value) -> None:
         """Add the lazy layer when the worker has prepared it; redraw it as overview chunks land."""
@@ -178,9 +184,6 @@ class SigmaMapWidget(Container):
             self.pyramid_layer.refresh()
 
     def _pyramid_done(self, result) -> None:
-        if isinstance(result, str):
-            self._fail(result)
-            return
         if result is None or self.pyramid_layer is None:
             return
         est = get(result.method)
@@ -202,9 +205,6 @@ class SigmaMapWidget(Container):
     def _done(self, source, method: str, result) -> None:
         if result is None:  # quit before the first tile
             return
-        if isinstance(result, str):
-            self._fail(result)
-            return
         est = get(method)
         sigma = result.sigma
         params = {k: v for k, v in result.params.items() if k not in est.inputs}
@@ -223,57 +223,12 @@ class SigmaMapWidget(Container):
         self.cancel_button.enabled = False
 
 
-class SigmaMapDock(SigmaMapWidget):
-    """The combined dock widget, offering every registered estimator."""
+@cache
+def dock_class(method: str) -> type[SigmaMapWidget]:
+    """Return the dock widget class of one registered estimator: a SigmaMapWidget that offers it alone.
 
-    def __init__(self, napari_viewer: napari.viewer.Viewer):
-        super().__init__(napari_viewer)
-
-
-class GradientRatioDock(SigmaMapWidget):
-    """The dock widget of the gradient_ratio estimator alone."""
-
-    def __init__(self, napari_viewer: napari.viewer.Viewer):
-        super().__init__(napari_viewer, method="gradient_ratio")
-
-
-class LogDock(SigmaMapWidget):
-    """The dock widget of the log estimator alone (LoG scale selection, px)."""
-
-    def __init__(self, napari_viewer: napari.viewer.Viewer):
-        super().__init__(napari_viewer, method="log")
-
-
-class ReblurCurveDock(SigmaMapWidget):
-    """The dock widget of the reblur_curve estimator alone (relative, higher is blurrier)."""
-
-    def __init__(self, napari_viewer: napari.viewer.Viewer):
-        super().__init__(napari_viewer, method="reblur_curve")
-
-
-class LearnedDock(SigmaMapWidget):
-    """The dock widget of the learned estimator alone (a trained network, px)."""
-
-    def __init__(self, napari_viewer: napari.viewer.Viewer):
-        super().__init__(napari_viewer, method="learned")
-
-
-class ReferenceDock(SigmaMapWidget):
-    """The dock widget of the reference estimator alone: fit against a sharp image of the same field."""
-
-    def __init__(self, napari_viewer: napari.viewer.Viewer):
-        super().__init__(napari_viewer, method="reference")
-
-
-class AcutanceDock(SigmaMapWidget):
-    """The dock widget of the acutance estimator alone (relative, higher is sharper)."""
-
-    def __init__(self, napari_viewer: napari.viewer.Viewer):
-        super().__init__(napari_viewer, method="acutance")
-
-
-class DifferenceDock(SigmaMapWidget):
-    """The dock widget of the difference estimator alone (relative, higher is sharper)."""
-
-    def __init__(self, napari_viewer: napari.viewer.Viewer):
-        super().__init__(napari_viewer, method="difference")
+    napari instantiates it with the viewer, as any dock widget class; made once per method.
+    """
+    est = get(method)
+    return type(f"{est.name}_dock", (SigmaMapWidget,),
+                {"METHOD": est.name, "__module__": __name__, "__doc__": f"The dock widget of {est.title} alone."})

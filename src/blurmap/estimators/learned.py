@@ -19,21 +19,25 @@ held-out images); inference here is numpy and scipy only.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from collections.abc import Mapping
+from functools import cache
 from importlib import resources
 
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..registry import Estimator, register
 from . import gradient_ratio as _gr
-from .gradient_ratio import (BLOCK, _block_mean, _box2, _gradient_energy, _laplacian_energy, _upsample,
-                             block_noise, noise_energy)
+from ._energy import TRUNCATE, block_noise, gradient_energy, laplacian_energy, noise_energy
+from ._grid import BLOCK, block_mean, box2, upsample
+from ._noise_params import NOISE_MODEL, prepare_noise_model
 
 SCALES = (0.0, 0.7, 1.4, 2.1, 2.8, 4.0)  # px; re-blurs whose energies are the network's input
 LOCAL_MEAN = 17  # px; width of the box (odd: centred; three passes, sigma 8.5 px) of the local mean taken away first
 POOL = 5  # coarse px; width of the box (applied twice) of the pooled copy of every feature
 N_EVIDENCE = 7  # gradient_ratio's three calibrated readings (log px), their weights, and its blend (log px)
-EVIDENCE_WINDOW, EVIDENCE_FILL, EVIDENCE_MAX = 16.0, 32.0, 10.0  # px; gradient_ratio's defaults, for those readings
+_GR_DEFAULTS = _gr.ESTIMATOR.defaults()  # gradient_ratio's readings are taken at its own defaults
+EVIDENCE_WIDTH, EVIDENCE_FILL, EVIDENCE_MAX = (_GR_DEFAULTS[k] for k in ("pooling_width", "fill_reach", "sigma_max"))
 EVIDENCE_OFFSET = 0.1  # px added before the log, so that a zero reading (no evidence) stays finite
 N_FEATURES = 2 * (2 * len(SCALES) - 1) + N_EVIDENCE  # block and pooled: 5 gradient ratios, 5 curvature falls, noise; readings
 LOG_CLIP = (-20.0, 8.0)  # log ratios are clipped here: flat blocks give log(0)
@@ -43,7 +47,6 @@ REFINE_WIDTHS = (8.0, 16.0, 32.0)  # px; the map less its Gaussian blur at each 
 REFINE_SLOPE = 8.0  # px; Gaussian whose derivatives give the map's slope for the refinement
 REFINE_TRUNCATE = 3.0  # the refinement's Gaussians are cut at this many standard deviations
 CONF_STD = 0.15  # predicted std of log sigma at which the confidence is 0.5
-_TRUNCATE = 4.0
 WEIGHTS = "learned.npz"
 
 
@@ -91,14 +94,14 @@ def features(image: np.ndarray, noise: float = 0.0, shot_noise: float = 0.0,
     grad, lap, blurred = [], [], {}
     src = less_local_mean(img)
     for s in SCALES:
-        g = ndi.gaussian_filter(src, s, mode="reflect", truncate=_TRUNCATE) if s > 0 else src
+        g = ndi.gaussian_filter(src, s, mode="reflect", truncate=TRUNCATE) if s > 0 else src
         if s in _gr.EVIDENCE_SCALES:  # kept for gradient_ratio's readings (only those: each is an image's worth)
             blurred[s] = g
-        grad.append(_block_mean(_gradient_energy(g)) + floor)
-        lap.append(_block_mean(_laplacian_energy(g)) + floor)
+        grad.append(block_mean(gradient_energy(g)) + floor)
+        lap.append(block_mean(laplacian_energy(g)) + floor)
     q0 = q_unit * noise_energy(0.0)
     block = _ratios(grad, lap, q0)
-    pooled = _ratios([_box2(g, POOL) for g in grad], [_box2(lp, POOL) for lp in lap], _box2(q0, POOL))
+    pooled = _ratios([box2(g, POOL) for g in grad], [box2(lp, POOL) for lp in lap], box2(q0, POOL))
     readings = _evidence(img, noise, shot_noise, dark_level, blurred)
     return np.concatenate([np.stack(block + pooled), readings]).astype(np.float32)
 
@@ -109,7 +112,7 @@ def _evidence(img: np.ndarray, noise: float, shot_noise: float, dark_level: floa
 
     `blurred` holds the re-blurs ``features`` made already (gradient_ratio's scales are among them).
     """
-    pooled = _gr.readings(_gr.evidence(img, noise, shot_noise, dark_level, blurred), EVIDENCE_WINDOW)
+    pooled = _gr.readings(_gr.evidence(img, noise, shot_noise, dark_level, blurred), EVIDENCE_WIDTH)
     blend, _ = _gr.blend(pooled, EVIDENCE_FILL, EVIDENCE_MAX)
     out = []
     for sigma, weight in pooled:
@@ -118,10 +121,10 @@ def _evidence(img: np.ndarray, noise: float, shot_noise: float, dark_level: floa
     return np.stack(out)
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_weights() -> dict[str, np.ndarray]:
     """Return the network's arrays (feature mean and std, conv weights and biases) from the shipped .npz."""
-    with resources.files("blurmap").joinpath(WEIGHTS).open("rb") as f, np.load(f) as data:
+    with resources.files(__package__).joinpath(WEIGHTS).open("rb") as f, np.load(f) as data:
         return {k: data[k] for k in data.files}
 
 
@@ -190,25 +193,74 @@ def refine(sigma: np.ndarray, coef: np.ndarray) -> np.ndarray:
     return sigma + np.tensordot(coef.astype(np.float32), refinement_terms(sigma), axes=1)
 
 
-def halo(weights: dict[str, np.ndarray] | None = None) -> int:
-    """Return the context (px, a multiple of 4) each side of a tile: filters, pooling, the network, interpolation."""
-    full_res = int(_TRUNCATE * max(SCALES) + 0.5) + 1  # re-blur plus the derivatives, in full pixels
+def halo(params: Mapping | None = None, weights: dict[str, np.ndarray] | None = None) -> int:
+    """Return the context (px, a multiple of 4) each side of a tile: filters, pooling, the network, interpolation.
+
+    Parameters
+    ----------
+    params : mapping, optional
+        Checked parameters (the noise model: it does not change the reach).
+    weights : dict, optional
+        The network's arrays; the shipped ones by default.
+
+    Returns
+    -------
+    int
+        px.
+
+    Examples
+    --------
+    >>> halo()
+    204
+    """
+    full_res = int(TRUNCATE * max(SCALES) + 0.5) + 1  # re-blur plus the derivatives, in full pixels
     coarse = -(-full_res // BLOCK) + 2 * (POOL // 2)  # blocks touched, then the pooled copy's two box passes
     # or gradient_ratio's readings, if they reach further: its halo less its interpolation block and spare
-    coarse = max(coarse, _gr.halo(EVIDENCE_WINDOW, EVIDENCE_FILL) // BLOCK - 2)
+    coarse = max(coarse, _gr.halo(_GR_DEFAULTS) // BLOCK - 2)
     coarse += -(-3 * (LOCAL_MEAN // 2) // BLOCK)  # both read the image less its local mean
     coarse += sum(d * (w.shape[-1] // 2) for w, _, d in layer_specs(weights or load_weights()))
     coarse += -(-int(REFINE_TRUNCATE * max(REFINE_WIDTHS + (REFINE_SLOPE,))) // BLOCK)  # the refinement's reach
     return BLOCK * (coarse + 2)  # + interpolation and one block to spare
 
 
-def learned(image: np.ndarray, *, noise: float = 0.0, shot_noise: float = 0.0,
-            dark_level: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """Return (sigma map in px, confidence in [0, 1]) for a 2-D float image tile.
+def learned(image: np.ndarray, *, noise: float, shot_noise: float,
+            dark_level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Return the sigma map (px) and confidence of a 2-D float tile, regressed by the shipped network.
 
-    The confidence is 1 / (1 + (s / CONF_STD)**2), s the network's predicted standard deviation
-    of log sigma: 0.5 where it expects a 15% error (it is the network's, before ``refine``). The
-    noise model is as in ``features``.
+    Call it through ``blurmap.estimate(image, "learned")``, which checks the parameters and
+    estimates the noise model.
+
+    Parameters
+    ----------
+    image : ndarray
+        2-D float32 tile; its top-left corner on the global 4 px grid (the engine sees to it).
+    noise, shot_noise, dark_level : float
+        The noise variance noise**2 + shot_noise * (local mean - dark_level), image units.
+
+    Returns
+    -------
+    sigma : ndarray
+        float32, px, the tile's shape, within SIGMA_RANGE.
+    confidence : ndarray
+        float32 in [0, 1]: 1 / (1 + (s / CONF_STD)**2), s the network's predicted standard
+        deviation of log sigma, so 0.5 where it expects a 15% error (before ``refine``).
+
+    References
+    ----------
+    .. [1] A. Patro, "Blur kernel estimation using deep learning" (seed 002): patch classification
+       of sigma, here done as a fully convolutional regression.
+    .. [2] A. Kendall and Y. Gal, "What uncertainties do we need in Bayesian deep learning for
+       computer vision?", NeurIPS 2017 (the log-variance output and its likelihood).
+
+    Examples
+    --------
+    >>> import blurmap
+    >>> from blurmap import synthetic
+    >>> sharp = synthetic.dead_leaves((128, 128), seed=1)
+    >>> image = blurmap.blur(sharp, np.full(sharp.shape, 2.0))
+    >>> sigma = blurmap.estimate(image, "learned", noise=0, shot_noise=0, dark_level=0)
+    >>> bool(abs(np.median(sigma) - 2.0) < 0.3)
+    True
     """
     weights = load_weights()
     out = network(features(image, noise, shot_noise, dark_level), weights)
@@ -216,4 +268,20 @@ def learned(image: np.ndarray, *, noise: float = 0.0, shot_noise: float = 0.0,
     std = np.exp(0.5 * np.clip(out[1], -20.0, 20.0))
     conf = 1.0 / (1.0 + (std / CONF_STD) ** 2)
     shape = np.shape(image)
-    return _upsample(sigma, shape), _upsample(conf, shape)
+    return upsample(sigma, shape), upsample(conf, shape)
+
+
+ESTIMATOR = register(Estimator(
+    name="learned",
+    title="Learned regressor",
+    func=learned,
+    units="px",
+    params=NOISE_MODEL,
+    halo_formula=halo,
+    align=BLOCK,
+    description=("Seed 002 as a regression: a small fully convolutional network on the 4 px grid, fed "
+                 "gain-free log ratios of gradient and Laplacian energies over re-blurs of 0 .. 4 px and "
+                 "the noise's share, regresses log sigma and its variance (the confidence). Trained on "
+                 "synthetic data apart from the benchmark (training/train_learned.py); numpy inference."),
+    prepare=prepare_noise_model,
+))

@@ -14,11 +14,16 @@ throughout.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 from scipy import ndimage as ndi
 
-from .forward import blur, blur_many, ladder, ladder_levels
-from .gradient_ratio import BLOCK, _block_mean, _box2, _box_size, _upsample, _weighted_mean
+from ..forward import blur, blur_many, ladder, ladder_levels
+from ..noise import estimate_noise
+from ..registry import Estimator, Param, register
+from ._grid import BLOCK, block_mean, box2, box_size, upsample, weighted_mean
+from ._noise_params import WHITE_NOISE
 
 MIN_CORRELATION = 0.5  # below this, the reference does not show the same field
 MAX_SHIFT = 16.0  # px; the largest registration shift accepted
@@ -36,7 +41,7 @@ def _shifted(reference: np.ndarray, shift: tuple[float, float]) -> np.ndarray:
     return ndi.shift(reference, shift, order=3, mode="mirror")
 
 
-def register(reference: np.ndarray, image: np.ndarray) -> tuple[tuple[float, float], float]:
+def register_shift(reference: np.ndarray, image: np.ndarray) -> tuple[tuple[float, float], float]:
     """Return (shift in px that aligns `reference` to `image`, correlation of the aligned pair).
 
     Phase correlation to 1/20 px; a Gaussian blur has no phase, so the blurred image registers
@@ -119,9 +124,9 @@ def _local_fit(image, reference, gain, offset, sigma_min, sigma_max, size):
             continue
         a = gain * below - target  # residual at u = 0
         b = gain * (above - below)  # change of the model from u = 0 to u = 1
-        saa = _box2(_block_mean(a * a, np.float32), size).astype(np.float64)
-        sab = _box2(_block_mean(a * b, np.float32), size).astype(np.float64)
-        sbb = _box2(_block_mean(b * b, np.float32), size).astype(np.float64)
+        saa = box2(block_mean(a * a, np.float32), size).astype(np.float64)
+        sab = box2(block_mean(a * b, np.float32), size).astype(np.float64)
+        sbb = box2(block_mean(b * b, np.float32), size).astype(np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
             u = np.where(sbb > 0, -sab / sbb, 0.0)
         u_min = max(0.0, (sigma_min**2 - lo) / (hi - lo))
@@ -192,45 +197,102 @@ def _smooth(sigma: np.ndarray, weight: np.ndarray, smoothness: float, sweeps: in
     return np.where(known, s, np.nan)
 
 
-def halo(window: float = 8.0, sigma_max: float = 6.0, smoothness: float = 1.0, fill: float = 32.0) -> int:
-    """Return the context (px, a multiple of 4) each side of a tile that the fit depends on."""
-    size = _box_size(window)
-    full_res = int(4.0 * sigma_max + 0.5) + int(MAX_SHIFT) + 4  # blur ladder, shift, spline
+def halo(params: Mapping) -> int:
+    """Return the context (px, a multiple of 4) each side of a tile that the fit depends on.
+
+    Parameters
+    ----------
+    params : mapping
+        Checked parameters: ``fit_window``, ``sigma_max``, ``smoothness`` and ``fill_reach`` set the reach.
+
+    Returns
+    -------
+    int
+        px: the blur ladder, the shift and its spline, then the windows, jumps, fill and prior.
+
+    Examples
+    --------
+    >>> halo({"fit_window": 8.0, "sigma_max": 6.0, "smoothness": 1.0, "fill_reach": 32.0})
+    156
+    """
+    size = box_size(params["fit_window"])
+    full_res = int(4.0 * params["sigma_max"] + 0.5) + int(MAX_SHIFT) + 4  # blur ladder, shift, spline
     reach = 2 * (size // 2)
     coarse = -(-full_res // BLOCK) + 2 * (size // 2) + reach + 1  # pooling, adaptive reach, interp
     coarse += 2 * reach + 2  # jumps: detection, dilation, second adaptive pass, neighbour candidates
-    coarse += 2 * (_box_size(fill) // 2)
-    if smoothness > 0:
+    coarse += 2 * (box_size(params["fill_reach"]) // 2)
+    if params["smoothness"] > 0:
         coarse += SMOOTH_REACH
     return BLOCK * (coarse + 1)
 
 
-def reference_fit(image: np.ndarray, *, reference: np.ndarray, window: float = 8.0, smoothness: float = 1.0,
-                  fill: float = 32.0, sigma_min: float = 0.0, sigma_max: float = 6.0, gain: float = 1.0,
-                  offset: float = 0.0, shift_y: float = 0.0, shift_x: float = 0.0,
-                  noise: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """Return (sigma map in px, confidence in [0, 1]) of `image` given its sharp `reference` tile.
+def reference_fit(image: np.ndarray, *, reference: np.ndarray, fit_window: float, smoothness: float,
+                  fill_reach: float, sigma_min: float, sigma_max: float, gain: float, offset: float,
+                  shift_y: float, shift_x: float, noise: float) -> tuple[np.ndarray, np.ndarray]:
+    """Return the sigma map (px) and confidence of `image` given a sharp `reference` of the same field.
 
-    `window` (px) is the fitting window, `smoothness` the prior's weight (1: a 1 px change of sigma
-    between neighbouring 4 px blocks costs as much as a 1 px error where the data pin sigma to 1 px),
-    `fill` (px) the reach into textureless areas (NaN beyond it),
-    `sigma_min`, `sigma_max` (px) the bounds, gain, offset and shift (px) map the reference onto
-    the image. Confidence is noise**2 / residual variance, clipped to 1: 1 where the model
-    explains the image down to its noise, lower where it does not.
+    Call it through ``blurmap.estimate(image, "reference", reference=sharp)``, which checks the
+    parameters and first registers the reference and fits gain, offset and noise.
+
+    Parameters
+    ----------
+    image : ndarray
+        2-D float32 tile; its top-left corner on the global 4 px grid.
+    reference : ndarray
+        The sharp image of the same field, the tile's shape.
+    fit_window : float
+        px; the window over which one sigma is fitted.
+    smoothness : float
+        Weight of the smoothness prior (1: a 1 px change of sigma between neighbouring 4 px blocks
+        costs as much as a 1 px error where the data pin sigma to 1 px).
+    fill_reach : float
+        px; reach of the fill into textureless areas (NaN beyond it).
+    sigma_min, sigma_max : float
+        px; the bounds of the fit.
+    gain, offset, shift_y, shift_x : float
+        image = gain * reference moved by (shift_y, shift_x) px + offset.
+    noise : float
+        Noise std, image units.
+
+    Returns
+    -------
+    sigma : ndarray
+        float32, px; NaN where no texture is within reach.
+    confidence : ndarray
+        float32 in [0, 1]: noise**2 over the window's residual variance, clipped to 1: 1 where the
+        model explains the image down to its noise, lower where it does not.
+
+    References
+    ----------
+    .. [1] B. D. Lucas and T. Kanade, "An iterative image registration technique with an
+       application to stereo vision", IJCAI 1981 (the Gauss-Newton refinement of shift and gain).
+    .. [2] M. Kuwahara et al., "Processing of RI-angiocardiographic images", Digital Processing of
+       Biomedical Images, 1976 (choosing the best-fitting of the windows covering a pixel).
+
+    Examples
+    --------
+    >>> import blurmap
+    >>> from blurmap import synthetic
+    >>> sharp = synthetic.dead_leaves((128, 128), seed=1)
+    >>> image = blurmap.blur(sharp, np.full(sharp.shape, 1.5))
+    >>> sigma = blurmap.estimate(image, "reference", reference=sharp)
+    >>> bool(abs(np.nanmedian(sigma) - 1.5) < 0.1)
+    True
     """
     ref = _shifted(np.asarray(reference, dtype=np.float32), (shift_y, shift_x))
-    sigma, cost = _fit_and_cost(image, ref, gain, offset, window, smoothness, sigma_min, sigma_max, fill, noise)
+    sigma, cost = _fit_and_cost(image, ref, gain, offset, fit_window=fit_window, smoothness=smoothness,
+                                sigma_min=sigma_min, sigma_max=sigma_max, fill_reach=fill_reach, noise=noise)
     # the pooled cost is a mean squared residual per pixel: at the noise level, confidence 1
     conf = np.clip((noise * noise + 1e-30) / np.maximum(cost, 1e-30), 0.0, 1.0)
     return sigma, conf.astype(np.float32)
 
 
-def _fit_and_cost(image, reference, gain, offset, window=8.0, smoothness=1.0, sigma_min=0.0,
-                  sigma_max=6.0, fill=32.0, noise=0.0) -> tuple[np.ndarray, np.ndarray]:
+def _fit_and_cost(image, reference, gain, offset, *, fit_window, smoothness, sigma_min, sigma_max, fill_reach,
+                  noise) -> tuple[np.ndarray, np.ndarray]:
     """Return (sigma px, NaN where unknown; mean squared residual of the centred window), full resolution."""
     img = np.asarray(image, dtype=np.float32)
     ref = np.asarray(reference, dtype=np.float32)
-    size = _box_size(window)
+    size = box_size(fit_window)
     t, curvature, centred_cost = _local_fit(img, ref, gain, offset, sigma_min, sigma_max, size)
     reach = 2 * (size // 2)
     t1, curv1, _ = _adaptive_windows(t, curvature, centred_cost, reach=reach)
@@ -244,15 +306,15 @@ def _fit_and_cost(image, reference, gain, offset, window=8.0, smoothness=1.0, si
     sigma = np.sqrt(np.maximum(t, 0.0))
     weight = _information(curvature, sigma, size, noise)
     # where the data pin sigma to worse than 1 px (no texture within the blur's reach) the fit is
-    # arbitrary: those blocks take the weighted mean of informed blocks within `fill` px, or NaN
+    # arbitrary: those blocks take the weighted mean of informed blocks within `fill_reach` px, or NaN
     informed = weight > 1.0
-    filled, den = _weighted_mean(sigma, np.where(informed, weight, 0.0), _box_size(fill))
+    filled, den = weighted_mean(sigma, np.where(informed, weight, 0.0), box_size(fill_reach))
     sigma = np.where(informed, sigma, np.where(den > 0, filled, np.nan))
     sigma = np.clip(_smooth(sigma, np.where(informed, weight, 0.0), smoothness, SMOOTH_REACH), sigma_min, sigma_max)
     jumps = _jumps(np.where(weight > JUMP_INFORMATION, sigma, np.nan))
-    full = _sharpen_jumps(_upsample(sigma, img.shape), sigma, jumps, img, ref, gain, offset, noise)
+    full = _sharpen_jumps(upsample(sigma, img.shape), sigma, jumps, img, ref, gain, offset, noise)
     # the centred window's residual: high where no single sigma explains the window
-    return full, _upsample(centred_cost, img.shape)
+    return full, upsample(centred_cost, img.shape)
 
 
 def _information(curvature: np.ndarray, sigma: np.ndarray, size: int, noise: float) -> np.ndarray:
@@ -307,9 +369,7 @@ def _sharpen_jumps(full: np.ndarray, coarse: np.ndarray, jump: np.ndarray, image
     # each pixel's own residual: a window would let the far side of the jump vote
     errors = [(np.float32(gain) * m + np.float32(offset) - target) ** 2 for m in models]
     # the best of the blocks' own sigmas wins where the runner-up is clearly worse; where they
-    # explain the pixel equally (no texture), the interpolated value stays. Over the four phases
-    # of a step against the 4 px grid this beat a 3 x 3 residual window (which lets the far side
-    # of the jump vote) and falling back to the pixel's own block: 0.087 against 0.155 and 0.097 px
+    # explain the pixel equally (no texture), the interpolated value stays
     block_errors = np.stack(errors[1:])
     block_sigmas = np.stack(candidates[1:])
     decisive = 4.0 * noise * noise  # a single pixel's squared residual scatters by about 1.4 noise**2
@@ -321,3 +381,66 @@ def _sharpen_jumps(full: np.ndarray, coarse: np.ndarray, jump: np.ndarray, image
     out = full.copy()
     out[box] = np.where(better, chosen, full[box]).astype(out.dtype)
     return out
+
+
+def _prepare(image, params: dict, reference) -> dict:
+    """Register the reference, fit gain and offset, estimate noise: once per image, on a central crop."""
+    params = dict(params)
+    crop = tuple(slice(max(0, (n - CROP) // 2), max(0, (n - CROP) // 2) + CROP) for n in image.shape)
+    img, ref = image[crop], reference[crop]
+    if not isinstance(img, np.ndarray) or not isinstance(ref, np.ndarray):
+        import dask
+        img, ref = (np.asarray(a) for a in dask.compute(img, ref))
+    auto = [k for k in ("shift_y", "shift_x", "gain", "offset") if params[k] is None]
+    if params["shift_y"] is None or params["shift_x"] is None:
+        (dy, dx), corr = register_shift(ref, img)
+        if corr < MIN_CORRELATION:
+            raise ValueError(f"the reference does not match the image: after registration their correlation "
+                             f"is {corr:.2f} (needs {MIN_CORRELATION}); is it the same field?")
+        if max(abs(dy), abs(dx)) > MAX_SHIFT:
+            raise ValueError(f"registration found a shift of ({dy:.1f}, {dx:.1f}) px, beyond the "
+                             f"{MAX_SHIFT} px this method accepts; crop the images to the same field")
+        params["shift_y"] = dy if params["shift_y"] is None else params["shift_y"]
+        params["shift_x"] = dx if params["shift_x"] is None else params["shift_x"]
+    if params["gain"] is None or params["offset"] is None:
+        gain, offset = gain_offset(_shifted(ref, (params["shift_y"], params["shift_x"])), img)
+        params["gain"] = gain if params["gain"] is None else params["gain"]
+        params["offset"] = offset if params["offset"] is None else params["offset"]
+    if params["noise"] is None:  # floored: noise-free data still get a finite, scale-free weight
+        params["noise"] = max(estimate_noise(img), 1e-3 * float(np.std(img)))
+    if auto:  # refine what was estimated against the fitted model, which shares the image's blur
+        fit = {k: params[k] for k in ("fit_window", "smoothness", "sigma_min", "sigma_max", "fill_reach", "noise")}
+        (dy, dx), gain, offset = refine(ref, img, (params["shift_y"], params["shift_x"]), params["gain"],
+                                        params["offset"], **fit)
+        params.update({k: v for k, v in zip(("shift_y", "shift_x", "gain", "offset"), (dy, dx, gain, offset))
+                       if k in auto})
+    return params
+
+
+ESTIMATOR = register(Estimator(
+    name="reference",
+    title="Fit against a sharp reference",
+    func=reference_fit,
+    units="px",
+    params=(
+        Param("fit_window", 8.0, 4.0, 64.0, "px",
+              "window one sigma is fitted over; smaller follows sharper changes, larger resists noise"),
+        Param("smoothness", 1.0, 0.0, 1000.0, "", "weight of the smoothness prior against the data's information"),
+        Param("fill_reach", 32.0, 4.0, 256.0, "px", "reach of the fill into textureless areas"),
+        Param("sigma_min", 0.0, 0.0, 19.0, "px", "smallest blur allowed"),
+        Param("sigma_max", 6.0, 1.0, 20.0, "px", "largest blur allowed"),
+        Param("shift_y", None, -MAX_SHIFT, MAX_SHIFT, "px", "reference shift in rows; None registers", nullable=True),
+        Param("shift_x", None, -MAX_SHIFT, MAX_SHIFT, "px", "reference shift in columns; None registers",
+              nullable=True),
+        Param("gain", None, None, None, "", "image = gain * reference + offset; None fits it", nullable=True),
+        Param("offset", None, None, None, "image units", "None fits it", nullable=True),
+        WHITE_NOISE,
+    ),
+    halo_formula=halo,
+    align=BLOCK,
+    description=("Sigma map that, through blurmap.blur, best turns a sharp reference of the same field into "
+                 "the image: exact windowed least squares over a ladder of blurs, adaptive windows at "
+                 "changes of blur, a smoothness prior; registration, gain and offset fitted first."),
+    prepare=_prepare,
+    inputs=("reference",),
+))

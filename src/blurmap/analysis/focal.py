@@ -7,14 +7,23 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.optimize import least_squares
 
-from .report import sharpest_row
+from .summary import sharpest_row
 
 _MAX_SAMPLES = 20000
 
 
 @dataclass(frozen=True)
 class FocalFit:
-    """A focal line and the blur around it; distances and sigma in px of the map."""
+    """A focal line and the blur around it, as :func:`focal` fits them; distances and sigma in px of the map.
+
+    Examples
+    --------
+    >>> import blurmap
+    >>> from blurmap import synthetic
+    >>> fit = blurmap.focal(synthetic.tilted_focal_plane((300, 400), position=0.4, angle_deg=4.0))
+    >>> round(fit.position, 2), round(fit.angle_deg, 1), round(fit.gradient, 4)
+    (0.4, 4.0, 0.008)
+    """
 
     angle_deg: float  # of the focal line from horizontal; positive: it descends to the right as displayed
     row_at_centre: float  # px: where the line crosses the centre column
@@ -43,6 +52,32 @@ def focal(sigma_map: np.ndarray) -> FocalFit:
     line, fitted by robust least squares (soft L1) to up to 20 000 finite pixels on a regular
     grid, from starts at -10, 0 and 10 degrees around the sharpest row. Lines within 45 degrees
     of horizontal are found; for a vertical band, fit the transposed map.
+
+    Parameters
+    ----------
+    sigma_map : array_like
+        2-D sigma map, px; NaN pixels are left out.
+
+    Returns
+    -------
+    FocalFit
+        The line's angle (degrees from horizontal) and its row at the centre column (px and as a
+        fraction of the height), the blur gradient (px of sigma per px), the in-focus floor (px),
+        and the fit's RMSE (px) and R squared.
+
+    Raises
+    ------
+    ValueError
+        If the map is not 2-D or has fewer than 16 known pixels.
+
+    Examples
+    --------
+    >>> import blurmap
+    >>> from blurmap import synthetic
+    >>> truth = synthetic.tilted_focal_plane((300, 400), position=0.3, angle_deg=-5.0, floor=0.6)
+    >>> fit = blurmap.focal(truth)
+    >>> round(fit.position, 2), round(fit.angle_deg, 1), round(fit.floor, 2)
+    (0.3, -5.0, 0.6)
     """
     sigma = np.asarray(sigma_map, dtype=np.float64)
     if sigma.ndim != 2:
@@ -78,7 +113,16 @@ def focal(sigma_map: np.ndarray) -> FocalFit:
 
 @dataclass(frozen=True)
 class Profile:
-    """Sigma against signed distance from the focal line (px), binned: median and quartiles."""
+    """Sigma against signed distance from the focal line (px), binned: median and quartiles (see :func:`profile`).
+
+    Examples
+    --------
+    >>> import blurmap
+    >>> from blurmap import synthetic
+    >>> prof = blurmap.profile(synthetic.tilted_focal_plane((300, 400)))
+    >>> bool(prof.median.min() < 0.6 < prof.median.max())
+    True
+    """
 
     distance: np.ndarray  # px, bin centres; negative above the line as displayed
     median: np.ndarray  # px of sigma
@@ -103,8 +147,29 @@ def distance_map(shape: tuple[int, int], fit: FocalFit) -> np.ndarray:
 def profile(sigma_map: np.ndarray, fit: FocalFit | None = None, bins: int = 40) -> Profile:
     """Return median sigma and its quartiles against distance from the focal line (px).
 
-    The focal line is fitted by ``focal`` unless given. Bins with fewer than 20 known pixels
-    are left out.
+    Parameters
+    ----------
+    sigma_map : array_like
+        2-D sigma map, px.
+    fit : FocalFit, optional
+        The focal line; fitted by :func:`focal` unless given.
+    bins : int
+        How many distance bins; bins with fewer than 20 known pixels are left out.
+
+    Returns
+    -------
+    Profile
+        Bin centres (px, negative above the line as displayed), median, 25th and 75th percentiles
+        of sigma (px), pixel counts, and the distances of the image's thirds at the centre column.
+
+    Examples
+    --------
+    >>> import blurmap
+    >>> from blurmap import synthetic
+    >>> truth = synthetic.tilted_focal_plane((300, 400), gradient=0.01)
+    >>> prof = blurmap.profile(truth, bins=20)
+    >>> len(prof.distance) == 20 and bool(abs(prof.median[0] - 0.01 * abs(prof.distance[0])) < 0.2)
+    True
     """
     sigma = np.asarray(sigma_map, dtype=np.float64)
     fit = fit or focal(sigma)
@@ -126,7 +191,16 @@ def profile(sigma_map: np.ndarray, fit: FocalFit | None = None, bins: int = 40) 
 
 @dataclass(frozen=True)
 class HoughLine:
-    """The strongest straight line through the sharpest pixels (seed 000's answer 4), as a check."""
+    """The strongest straight line through the sharpest pixels (seed 000's answer 4), as a check on :func:`focal`.
+
+    Examples
+    --------
+    >>> import blurmap
+    >>> from blurmap import synthetic
+    >>> line = blurmap.hough_focal_line(synthetic.tilted_focal_plane((300, 400), angle_deg=4.0))
+    >>> bool(abs(line.angle_deg - 4.0) < 1.0)
+    True
+    """
 
     angle_deg: float  # same convention as FocalFit.angle_deg
     row_at_centre: float  # px
@@ -138,13 +212,38 @@ class HoughLine:
 
 
 def hough_focal_line(sigma_map: np.ndarray, bins: int = 720) -> HoughLine:
-    """Return the Hough transform's strongest line through the band's ridge, as a check on ``focal``.
+    """Return the Hough transform's strongest line through the band's ridge, as a check on :func:`focal`.
 
     Independent of the tilted-plane model: each column votes once, at the centre of its sharpest
     rows (those below the column's 15th percentile of column-smoothed sigma, weighted by how far
     below): a thick band of sharp pixels would let every line inside it vote, favouring the
     band's diagonal, and a single least row wanders along the band's flat bottom. Lines within
     45 degrees of horizontal count.
+
+    Parameters
+    ----------
+    sigma_map : array_like
+        2-D sigma map, px.
+    bins : int
+        Rows are binned so that at most about this many rows vote.
+
+    Returns
+    -------
+    HoughLine
+        The line's angle (degrees, as FocalFit's) and its row at the centre column (px and fraction).
+
+    References
+    ----------
+    .. [1] R. O. Duda and P. E. Hart, "Use of the Hough transformation to detect lines and curves
+       in pictures", Comm. ACM 15(1), 11-15, 1972.
+
+    Examples
+    --------
+    >>> import blurmap
+    >>> from blurmap import synthetic
+    >>> line = blurmap.hough_focal_line(synthetic.tilted_focal_plane((300, 400), position=0.5))
+    >>> bool(abs(line.position - 0.5) < 0.02)
+    True
     """
     from scipy import ndimage as ndi
     from skimage.transform import hough_line, hough_line_peaks

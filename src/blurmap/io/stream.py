@@ -7,15 +7,17 @@ import shutil
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from . import io
-from .engine import DEFAULT_CHUNK, lazy_maps
-from .registry import get_blind
+from .. import __version__
+from ..engine import DEFAULT_CHUNK, lazy_maps
+from ..registry import get_blind
+from . import formats as io
+from .pyramid import halve, nanmean, pyramid_shapes
 
 TIFF_TILE = 256  # px; tile side of TIFF output
 BAND_BLOCKS = 32  # blocks per core in each band computed at once on local threads
@@ -62,7 +64,7 @@ class Progress:
 def _halved(plane: np.ndarray) -> np.ndarray:
     """Return the 2 x 2 mean of a 2-D block (NaN ignored), an odd last row or column dropped."""
     h, w = plane.shape[0] // 2, plane.shape[1] // 2
-    return io._nanmean(plane[:2 * h, :2 * w].reshape(h, 2, w, 2), axis=(1, 3))
+    return nanmean(plane[:2 * h, :2 * w].reshape(h, 2, w, 2), axis=(1, 3))
 
 
 def _put(array, origin: tuple[int, int], plane: np.ndarray) -> None:
@@ -201,7 +203,7 @@ def _write_zarr(tmp: Path, lazy, src: io.Source, chunk: tuple[int, int], meta: d
     import dask.array as da
     import zarr
 
-    shapes = io.pyramid_shapes(lazy.shape[:2])
+    shapes = pyramid_shapes(lazy.shape[:2])
     root = zarr.open_group(str(tmp), mode="w", zarr_format=2)
     conf_group = root.create_group("confidence")
     levels = {}
@@ -221,7 +223,7 @@ def _write_zarr(tmp: Path, lazy, src: io.Source, chunk: tuple[int, int], meta: d
     for k in range(ahead + 1, len(shapes)):  # each further level the 2 x 2 mean of the one before (small to read)
         for lv in (sig_levels, conf_levels):
             # one read per output chunk: zarr's per-call cost made 64 small reads a chunk take 0.4 s
-            half = io.halve(da.from_zarr(lv[k - 1], chunks=tuple(2 * c for c in lv[k].chunks)))
+            half = halve(da.from_zarr(lv[k - 1], chunks=tuple(2 * c for c in lv[k].chunks)))
             _write_lazy(half, [lv[k]], [[]], client, Progress(1, 0, "", enabled=False))
     name = meta["method"]
     root.attrs.update({"multiscales": [io.ome_multiscales(f"sigma ({name})", len(shapes), src.scale, src.unit)],
@@ -265,8 +267,43 @@ def estimate_file(source: Path, output: Path, method: str | None = None, params:
 
     Written under a hidden temporary name beside `output` and moved into place when whole: a killed
     run leaves no file under the final name, only a stale hidden one (`.NAME.partial-PID`) that no
-    later run reuses or removes; it is not resumed. `client` is a dask.distributed Client or None for
-    local threads. `progress`: None draws a bar on a terminal only, False never, True always.
+    later run reuses or removes; it is not resumed.
+
+    Parameters
+    ----------
+    source : Path
+        The image file (anything :func:`blurmap.io.open_image` reads).
+    output : Path
+        ``NAME.zarr`` (an OME-Zarr pyramid of sigma, with a confidence image) or ``NAME.tif``.
+    method : str, optional
+        A registered estimator that needs no other image; the default if None.
+    params : dict, optional
+        Its parameters.
+    chunk : int
+        px; the block side (rounded up to a multiple of 4).
+    client : dask.distributed.Client, optional
+        Run on its cluster; local threads if None.
+    overwrite : bool
+        Replace an existing `output`.
+    progress : bool or None
+        None draws a bar on a terminal only, False never, True always.
+
+    Returns
+    -------
+    dict
+        The metadata written beside the map (method, units, label, parameters used, source,
+        version) and the output, shape, levels, chunks, seconds and megapixels per second.
+
+    Examples
+    --------
+    >>> import tempfile, tifffile
+    >>> from pathlib import Path
+    >>> from blurmap import synthetic
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> tifffile.imwrite(folder / "sem.tif", synthetic.sem_sample((200, 240), seed=1)[0])
+    >>> done = estimate_file(folder / "sem.tif", folder / "sem.zarr", progress=False)
+    >>> done["method"], done["shape"], (folder / "sem.zarr").is_dir()
+    ('gradient_ratio', [200, 240], True)
     """
     est = get_blind(method)
     params = dict(params or {})
@@ -280,7 +317,7 @@ def estimate_file(source: Path, output: Path, method: str | None = None, params:
                            **params)
     zarr_chunk = (lazy.chunks[0][0], lazy.chunks[1][0])  # chunk starts are multiples of it: no two share a chunk
     meta = {"method": est.name, "units": est.units, "label": est.label(), "params": used,
-            "value_unit": "px" if est.units == "px" else None, "source": str(source), "blurmap_version": _version()}
+            "value_unit": "px" if est.units == "px" else None, "source": str(source), "blurmap_version": __version__}
     bar = Progress(lazy.numblocks[0] * lazy.numblocks[1], int(np.prod(image.shape[:2])), f"blurmap {est.name}",
                    enabled=progress if isinstance(progress, bool) else None)
     tmp = output.with_name(f".{output.name}.partial-{os.getpid()}")
@@ -299,9 +336,3 @@ def estimate_file(source: Path, output: Path, method: str | None = None, params:
     return {**meta, "output": str(output), "shape": list(image.shape[:2]), "levels": n_levels,
             "chunks": bar.total, "seconds": round(seconds, 2),
             "megapixels_per_second": round(np.prod(image.shape[:2]) / 1e6 / seconds, 3)}
-
-
-def _version() -> str:
-    from . import __version__
-
-    return __version__

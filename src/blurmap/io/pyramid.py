@@ -1,16 +1,53 @@
-"""A sigma map of a large image as a lazy multiscale pyramid whose every level is an exact block mean of full resolution."""
+"""Pyramids of maps: 2 x 2 means that ignore NaN, and a lazy multiscale sigma map for a viewer.
+
+Every level of a pyramid here is an exact block mean of full resolution.
+"""
 
 from __future__ import annotations
 
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
-from .engine import DEFAULT_CHUNK, lazy_maps
-from .io import halve, pyramid_shapes
+from ..engine import DEFAULT_CHUNK, lazy_maps
 
 OVERVIEW_SIDE = 1024  # px; the overview is the first level whose longer side is at most this
+PYRAMID_MIN = 256  # px; a written pyramid stops at the first level whose longer side is at most this
+
+
+def pyramid_shapes(shape: tuple[int, int], smallest: int = PYRAMID_MIN) -> list[tuple[int, int]]:
+    """Return the shapes of a 2 x 2 mean pyramid from `shape` down to a longer side of at most `smallest`."""
+    shapes = [tuple(int(n) for n in shape)]
+    while max(shapes[-1]) > smallest and min(shapes[-1]) >= 2:
+        shapes.append(tuple(n // 2 for n in shapes[-1]))
+    return shapes
+
+
+def nanmean(a: np.ndarray, axis=None) -> np.ndarray:
+    """Return the mean over `axis` ignoring NaN; NaN (quietly) where all are NaN."""
+    if a.ndim == 4 and tuple(axis) == (1, 3) and a.shape[1] == a.shape[3] == 2:  # 2 x 2 blocks, the pyramid's case
+        # by four strided adds, 20-30x faster than a reduction over axes 1 and 3
+        parts = (a[:, 0, :, 0], a[:, 1, :, 0], a[:, 0, :, 1], a[:, 1, :, 1])
+        total = (parts[0] + parts[1]) + (parts[2] + parts[3])
+        if np.isfinite(total).all():
+            return (total * 0.25).astype(np.float32)
+        known = [np.isfinite(p) for p in parts]
+        zeroed = [np.where(k, p, 0) for p, k in zip(parts, known)]
+        count = (known[0].astype(np.int8) + known[1]) + (known[2].astype(np.int8) + known[3])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (((zeroed[0] + zeroed[1]) + (zeroed[2] + zeroed[3])) / count).astype(np.float32)
+    known = np.isfinite(a)  # any other layout (dask's coarsen also calls this on small arrays for its meta)
+    count = known.sum(axis=axis)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (np.where(known, a, 0).sum(axis=axis) / count).astype(np.float32)
+
+
+def halve(level):
+    """Return the 2 x 2 mean of a 2-D dask array (NaN ignored; all-NaN blocks stay NaN); an odd last row or column is dropped."""
+    import dask.array as da
+
+    return da.coarsen(nanmean, level, {0: 2, 1: 2}, trim_excess=True)
 
 
 def progressive_order(rows: int, cols: int) -> list[tuple[int, int]]:

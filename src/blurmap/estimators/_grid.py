@@ -1,0 +1,66 @@
+"""The coarse grids estimators pool on: 4 px blocks, box windows over them, and interpolation back.
+
+Shared by every estimator that works on blocks (private to ``blurmap.estimators``). Block
+origins lie on the image's top-left corner; the engine keeps chunk origins on the same grid.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+
+BLOCK = 4  # px; the coarse grid's step, also the alignment the engine keeps for these estimators
+
+
+def block_mean(a: np.ndarray, dtype=np.float64) -> np.ndarray:
+    """Return the mean of each BLOCK x BLOCK block of `a` (in `dtype`); a partial last block is mirrored."""
+    h, w = a.shape
+    ph, pw = (-h) % BLOCK, (-w) % BLOCK
+    if ph or pw:
+        a = np.pad(a, ((0, ph), (0, pw)), mode="symmetric")
+    hb, wb = a.shape[0] // BLOCK, a.shape[1] // BLOCK
+    return a.reshape(hb, BLOCK, wb, BLOCK).mean(axis=(1, 3), dtype=dtype)
+
+
+def box2(a: np.ndarray, size: int) -> np.ndarray:
+    """Return `a` smoothed by two passes of a `size`-wide box on each axis (a triangle window)."""
+    for axis in (0, 1):
+        for _ in range(2):
+            a = ndi.uniform_filter1d(a, size, axis=axis, mode="reflect")
+    return a
+
+
+def box_size(px: float) -> int:
+    """Return the odd box width, in blocks, of a window about `px` full pixels wide."""
+    return 2 * int(round(px / (2 * BLOCK))) + 1
+
+
+def weighted_mean(values: np.ndarray, weight: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return (weighted local mean of `values`, local mean of `weight`) over a `size`-block triangle window."""
+    den = box2(weight, size)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.where(den > 0, box2(weight * values, size) / den, 0.0)
+    return mean, den
+
+
+def upsample(coarse: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Return `coarse` (one value per block) linearly interpolated to full `shape` (float32)."""
+    out = np.asarray(coarse, dtype=np.float32)
+    for axis, n in enumerate(shape):
+        m = out.shape[axis]
+        u = (np.arange(n) + 0.5) / BLOCK - 0.5
+        j0 = np.clip(np.floor(u).astype(int), 0, m - 1)
+        j1 = np.clip(j0 + 1, 0, m - 1)
+        w = np.clip(u - j0, 0.0, 1.0).astype(np.float32)
+        shape_w = [1, 1]
+        shape_w[axis] = n
+        w = w.reshape(shape_w)
+        low = np.take(out, j0, axis=axis)
+        out = low + (np.take(out, j1, axis=axis) - low) * w
+    return out
+
+
+def expand_cells(coarse: np.ndarray, cell: int, shape: tuple[int, int]) -> np.ndarray:
+    """Return `coarse` (one value per `cell` x `cell` px from the top-left corner) repeated to `shape`, float32."""
+    out = np.repeat(np.repeat(np.asarray(coarse, dtype=np.float32), cell, axis=0), cell, axis=1)
+    return out[:shape[0], :shape[1]]

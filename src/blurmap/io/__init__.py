@@ -1,0 +1,5 @@
+"""Images on disk and maps of any size: formats, direct TIFF windows, streamed output, lazy pyramids."""
+
+from .formats import Source, open_image, read_pixels
+
+__all__ = ["Source", "open_image", "read_pixels"]
