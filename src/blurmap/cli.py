@@ -23,6 +23,8 @@ from .io.formats import read_pixels
 from .registry import DEFAULT, estimators, get, get_blind
 from .synthetic import sem_sample
 
+__all__ = ["main"]
+
 
 def _write_atomic(path: Path, write) -> None:
     """Write a file through `write(temporary path)`, then move it into place: never half written."""
@@ -297,7 +299,25 @@ def _estimate_command(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return the exit status."""
+    """Run the command line; return the exit status.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments; ``sys.argv[1:]`` if None.
+
+    Returns
+    -------
+    int
+        0 on success, 2 for bad input (with a message on stderr).
+
+    Examples
+    --------
+    >>> main(["methods"])  # doctest: +ELLIPSIS
+    | method | units | halo (px) | parameters (default, range) |
+    ...
+    0
+    """
     parser = argparse.ArgumentParser(prog="blurmap", description="Measure how blurred each part of an image is.")
     sub = parser.add_subparsers(dest="command", required=True)
     p_demo = sub.add_parser("demo", help="generate the SEM sample, estimate its sigma map, write and summarise")

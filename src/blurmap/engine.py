@@ -10,6 +10,8 @@ import numpy as np
 from ._validate import as_2d_float, is_dask, to_float32
 from .registry import Estimator, get
 
+__all__ = ["estimate", "estimate_tiles", "tile_count", "TileProgress", "lazy_maps"]
+
 DEFAULT_CHUNK = 1024  # px; chunk side used when a numpy image is computed tile by tile
 
 
@@ -113,10 +115,37 @@ def _lazy(prep: Prepared, chunks: tuple[int, int] | None, reader=None):
 
 
 def lazy_maps(image, method: str | None, chunks: tuple[int, int], *, reader=None, **params):
-    """Return (lazy (H, W, 2) float32 dask array of sigma and confidence, the parameters used, image-wide ones filled).
+    """Return a lazy (H, W, 2) float32 dask array of sigma and confidence, and the parameters used.
 
-    `reader`, when given, reads the same pixels as `image` as numpy (``reader[rows, cols]``, e.g.
-    io.Source.planes): each block then reads its own window with its halo (see ``_lazy``).
+    Parameters
+    ----------
+    image : array_like or dask array
+        As for :func:`estimate`.
+    method : str or None
+        A registered estimator's name; the default if None.
+    chunks : tuple of int
+        px; the chunk size asked for (enlarged to twice the halo, on the estimator's grid).
+    reader : object, optional
+        Reads the same pixels as `image` as numpy (``reader[rows, cols]``, e.g.
+        ``blurmap.io.Source.planes[0]``): each block then reads its own window with its halo, and
+        no halo passes between blocks (so a cluster's workers share nothing); results are the same.
+    **params
+        The estimator's parameters.
+
+    Returns
+    -------
+    maps : dask array
+        (H, W, 2) float32: sigma (px or score) and confidence, computed chunk by chunk.
+    params : dict
+        The parameters used, image-wide ones (noise) filled.
+
+    Examples
+    --------
+    >>> from blurmap import synthetic
+    >>> image = synthetic.sem_sample((200, 260), seed=1)[0]
+    >>> maps, used = lazy_maps(image, None, (136, 136))
+    >>> maps.shape, maps.numblocks, sorted(used)[:2]
+    ((200, 260, 2), (1, 2, 1), ['dark_level', 'fill_reach'])
     """
     prep = prepare(image, method, **params)
     return _lazy(prep, chunks, reader), dict(prep.params)
@@ -181,7 +210,16 @@ def estimate(image, method: str | None = None, *, return_confidence: bool = Fals
 
 
 class TileProgress(NamedTuple):
-    """Progress of ``estimate_tiles``: tiles done of total, the maps so far and the parameters used."""
+    """Progress of :func:`estimate_tiles`: tiles done of total, the maps so far and the parameters used.
+
+    Examples
+    --------
+    >>> import blurmap
+    >>> from blurmap import synthetic
+    >>> step = next(blurmap.estimate_tiles(synthetic.sem_sample((128, 128), seed=1)[0]))
+    >>> step.done, step.total, step.sigma.shape
+    (1, 1, (128, 128))
+    """
 
     done: int
     total: int

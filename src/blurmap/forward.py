@@ -7,13 +7,35 @@ from scipy import ndimage as ndi
 
 from ._validate import as_2d_float
 
+__all__ = ["blur", "ladder"]
+
 _FIRST_LEVEL = 0.2  # px; below it a Gaussian is within 0.1% of the identity on a pixel grid
 RATIO = 1.2  # ladder step; interpolation error is < 0.5% of the image range (tests/test_forward.py)
 CASCADE_FROM = 1.5  # px; ladder levels above this are blurred from the level below
 
 
 def ladder(sigma_max: float, first: float = _FIRST_LEVEL, ratio: float = RATIO) -> np.ndarray:
-    """Return the blur levels (px) used to interpolate any sigma in [0, sigma_max]: 0, then geometric."""
+    """Return the blur levels (px) used to interpolate any sigma in [0, sigma_max]: 0, then geometric.
+
+    Parameters
+    ----------
+    sigma_max : float
+        px; the last level reaches at least this.
+    first : float
+        px; the first level above 0.
+    ratio : float
+        The step from one level to the next.
+
+    Returns
+    -------
+    ndarray
+        float64, px, increasing.
+
+    Examples
+    --------
+    >>> ladder(0.3).round(3).tolist()
+    [0.0, 0.2, 0.24, 0.288, 0.346]
+    """
     levels = [0.0, first]
     while levels[-1] < sigma_max:
         levels.append(levels[-1] * ratio)

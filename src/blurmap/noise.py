@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["estimate_noise", "estimate_noise_model"]
+
 # Immerkaer's (1996) mask [[1, -2, 1], [-2, 4, -2], [1, -2, 1]] / 6 cancels any locally quadratic signal
 _BLOCK = 8
 _QUANTILE = 0.1
@@ -112,8 +114,33 @@ def estimate_noise_model(image, bins: int = 8) -> tuple[float, float, float]:
     noise does not. The blocks are split into `bins` intensity classes; in each, the 10th
     percentile of high-pass variances gives the noise variance there; a line through those
     points, with b >= 0, is the model, anchored at `dark`, the darkest 1% of block means, so
-    that an offset moves `dark` and nothing else. Units: image units squared, image units per
-    unit, image units. White noise gives b close to 0 and a = estimate_noise()**2.
+    that an offset moves `dark` and nothing else.
+
+    Parameters
+    ----------
+    image : array_like or dask array
+        2-D image.
+    bins : int
+        Intensity classes.
+
+    Returns
+    -------
+    a : float
+        Image units squared: the variance at the dark level.
+    b : float
+        Image units (variance per unit of intensity above `dark`).
+    dark : float
+        Image units.
+
+    Examples
+    --------
+    >>> import numpy as np, blurmap
+    >>> from blurmap import synthetic
+    >>> rng = np.random.default_rng(0)
+    >>> clean = blurmap.blur(synthetic.dead_leaves((256, 256), seed=1), np.full((256, 256), 2.0))
+    >>> a, b, dark = estimate_noise_model(clean + rng.normal(0, 0.02, clean.shape))
+    >>> bool(abs(np.sqrt(a) - 0.02) < 0.005 and b < 1e-4)
+    True
     """
     mean, var = _sampled_stats(image)
     if var.size == 0:

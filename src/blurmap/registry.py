@@ -15,6 +15,8 @@ import numpy as np
 
 from ._validate import check_param
 
+__all__ = ["Param", "Estimator", "register", "estimators", "get", "DEFAULT"]
+
 UNITS = ("px", "relative")
 DEFAULT = "gradient_ratio"  # the estimator used when none is named
 
@@ -168,7 +170,25 @@ _REGISTRY: dict[str, Estimator] = {}
 
 
 def register(est: Estimator) -> Estimator:
-    """Add `est` to the registry under its name and return it (each estimator module calls this once)."""
+    """Add `est` to the registry under its name and return it (each estimator module calls this once).
+
+    Parameters
+    ----------
+    est : Estimator
+        The record; its units must be "px" or "relative", and its name not taken by another.
+
+    Returns
+    -------
+    Estimator
+        `est` itself, so a module can write ``ESTIMATOR = register(Estimator(...))``.
+
+    Examples
+    --------
+    >>> import blurmap
+    >>> est = blurmap.estimators()["log"]
+    >>> register(est) is est  # registering the same record again changes nothing
+    True
+    """
     if est.units not in UNITS:
         raise ValueError(f"units must be one of {UNITS}, not {est.units!r}")
     if est.name in _REGISTRY and _REGISTRY[est.name] is not est:
@@ -195,7 +215,27 @@ def estimators() -> dict[str, Estimator]:
 
 
 def get(method: str | None) -> Estimator:
-    """Return the estimator called `method` (the default if None), or raise a ValueError that lists the names."""
+    """Return the estimator called `method` (the default if None), or raise a ValueError that lists the names.
+
+    Parameters
+    ----------
+    method : str or None
+        A registered name; None means DEFAULT.
+
+    Returns
+    -------
+    Estimator
+        Its record.
+
+    Examples
+    --------
+    >>> get(None).name
+    'gradient_ratio'
+    >>> get("sharpness")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown method 'sharpness'; choose one of acutance, difference, gradient_ratio, learned, log, reblur_curve, reference
+    """
     name = DEFAULT if method is None else method
     if not isinstance(name, str):
         raise TypeError(f"method must be an estimator's name (a str), not {type(name).__name__}")

@@ -6,6 +6,8 @@ import numpy as np
 
 from .forward import blur
 
+__all__ = ["dead_leaves", "ramp", "sine", "step", "tilted_focal_plane", "sem_sample"]
+
 
 def _rng(seed) -> np.random.Generator:
     return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
@@ -73,7 +75,28 @@ def dead_leaves(shape: tuple[int, int], seed=0, rmin: float = 1.0, rmax: float |
 
 
 def ramp(shape: tuple[int, int], low: float = 0.3, high: float = 3.0, axis: int = 1) -> np.ndarray:
-    """Return a sigma map (px) growing linearly from `low` to `high` along `axis`."""
+    """Return a sigma map (px) growing linearly from `low` to `high` along `axis`.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        px.
+    low, high : float
+        px.
+    axis : int
+        0 along rows, 1 along columns.
+
+    Returns
+    -------
+    ndarray
+        float32, px.
+
+    Examples
+    --------
+    >>> from blurmap import synthetic
+    >>> synthetic.ramp((2, 5), 1.0, 3.0)[0].tolist()
+    [1.0, 1.5, 2.0, 2.5, 3.0]
+    """
     n = shape[axis]
     line = np.linspace(low, high, n, dtype=np.float64)
     return np.broadcast_to(line[:, None] if axis == 0 else line[None, :], shape).astype(np.float32)
@@ -81,14 +104,58 @@ def ramp(shape: tuple[int, int], low: float = 0.3, high: float = 3.0, axis: int 
 
 def sine(shape: tuple[int, int], low: float = 0.3, high: float = 3.0, periods: float = 1.0,
          axis: int = 1) -> np.ndarray:
-    """Return a sigma map (px) oscillating between `low` and `high`, `periods` times along `axis`."""
+    """Return a sigma map (px) oscillating between `low` and `high`, `periods` times along `axis`.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        px.
+    low, high : float
+        px.
+    periods : float
+        How many periods along `axis`.
+    axis : int
+        0 along rows, 1 along columns.
+
+    Returns
+    -------
+    ndarray
+        float32, px.
+
+    Examples
+    --------
+    >>> from blurmap import synthetic
+    >>> synthetic.sine((2, 4), 0.0, 2.0)[0].round(3).tolist()
+    [0.0, 1.0, 2.0, 1.0]
+    """
     n = shape[axis]
     line = low + (high - low) * 0.5 * (1 - np.cos(2 * np.pi * periods * np.arange(n) / n))
     return np.broadcast_to(line[:, None] if axis == 0 else line[None, :], shape).astype(np.float32)
 
 
 def step(shape: tuple[int, int], low: float = 0.5, high: float = 2.5, axis: int = 1) -> np.ndarray:
-    """Return a sigma map (px) of `low` on the first half along `axis` and `high` on the second."""
+    """Return a sigma map (px) of `low` on the first half along `axis` and `high` on the second.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        px.
+    low, high : float
+        px.
+    axis : int
+        0 along rows, 1 along columns.
+
+    Returns
+    -------
+    ndarray
+        float32, px.
+
+    Examples
+    --------
+    >>> from blurmap import synthetic
+    >>> synthetic.step((2, 4), 0.5, 2.5)[0].tolist()
+    [0.5, 0.5, 2.5, 2.5]
+    """
     n = shape[axis]
     line = np.where(np.arange(n) < n // 2, low, high)
     return np.broadcast_to(line[:, None] if axis == 0 else line[None, :], shape).astype(np.float32)

@@ -4,10 +4,41 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["overlay_png", "profile_png"]
+
 
 def overlay_png(path, image: np.ndarray, sigma: np.ndarray, title: str, limits: tuple[float, float],
                 label: str = "Gaussian blur sigma (px)") -> None:
-    """Write a PNG of a map laid over `image` with a colour bar labelled `label`."""
+    """Write a PNG of a map laid over `image` with a colour bar labelled `label`.
+
+    Parameters
+    ----------
+    path : str or Path
+        The PNG to write.
+    image : ndarray
+        2-D grey image, shown between its 1st and 99th percentiles.
+    sigma : ndarray
+        The map, the image's shape; NaN pixels are left transparent.
+    title : str
+        Above the picture.
+    limits : tuple of float
+        The colour bar's range, in the map's unit.
+    label : str
+        The colour bar's title.
+
+    Returns
+    -------
+    None
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from pathlib import Path
+    >>> path = Path(tempfile.mkdtemp()) / "overlay.png"
+    >>> overlay_png(path, np.random.default_rng(0).random((40, 50)), np.ones((40, 50)), "map", (0.0, 2.0))
+    >>> path.stat().st_size > 1000
+    True
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -43,7 +74,35 @@ def profile_axes(ax, prof, fit, unit: str = "px") -> None:
 
 
 def profile_png(path, prof, fit, unit: str = "px") -> None:
-    """Write a PNG of a focal profile."""
+    """Write a PNG of a focal profile: median sigma and quartiles against the distance from the focal line.
+
+    Parameters
+    ----------
+    path : str or Path
+        The PNG to write.
+    prof : Profile
+        From :func:`blurmap.profile`.
+    fit : FocalFit
+        From :func:`blurmap.focal`.
+    unit : str
+        The map's unit, for the axis.
+
+    Returns
+    -------
+    None
+
+    Examples
+    --------
+    >>> import tempfile, blurmap
+    >>> from pathlib import Path
+    >>> from blurmap import synthetic
+    >>> truth = synthetic.tilted_focal_plane((120, 160))
+    >>> fit = blurmap.focal(truth)
+    >>> path = Path(tempfile.mkdtemp()) / "profile.png"
+    >>> profile_png(path, blurmap.profile(truth, fit), fit)
+    >>> path.stat().st_size > 1000
+    True
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

@@ -9,6 +9,8 @@ from scipy.optimize import least_squares
 
 from .summary import sharpest_row
 
+__all__ = ["focal", "profile", "hough_focal_line", "FocalFit", "Profile", "HoughLine", "distance_map"]
+
 _MAX_SAMPLES = 20000
 
 
@@ -137,7 +139,29 @@ class Profile:
 
 
 def distance_map(shape: tuple[int, int], fit: FocalFit) -> np.ndarray:
-    """Return each pixel's signed distance (px) from the fitted focal line."""
+    """Return each pixel's signed distance (px) from the fitted focal line.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        px; the map's (rows, columns).
+    fit : FocalFit
+        The line.
+
+    Returns
+    -------
+    ndarray
+        float64, px; negative above the line as displayed.
+
+    Examples
+    --------
+    >>> import blurmap
+    >>> from blurmap import synthetic
+    >>> fit = blurmap.focal(synthetic.tilted_focal_plane((101, 120), position=0.5, angle_deg=0.0))
+    >>> d = distance_map((101, 120), fit)
+    >>> round(float(d[0, 60])), round(float(d[100, 60]))
+    (-50, 50)
+    """
     h, w = shape
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
     a = np.deg2rad(fit.angle_deg)

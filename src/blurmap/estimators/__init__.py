@@ -14,3 +14,5 @@ from . import acutance  # noqa: F401
 from . import difference  # noqa: F401
 from . import reblur_curve  # noqa: F401
 from . import learned  # noqa: F401
+
+__all__: list[str] = []  # each estimator module holds its own

@@ -12,6 +12,8 @@ from ..registry import Estimator, Param, register
 from ._grid import expand_cells
 from ._noise_params import WHITE_NOISE, prepare_white_noise
 
+__all__ = ["acutance", "halo", "ESTIMATOR"]
+
 
 def _block_view(a: np.ndarray, block: int) -> np.ndarray:
     """Return `a`, mirrored up to whole blocks, as (rows of blocks, block, columns of blocks, block)."""
@@ -22,6 +24,16 @@ def _block_view(a: np.ndarray, block: int) -> np.ndarray:
 
 def halo(params: Mapping) -> int:
     """Return the context (px, whole blocks) each side of a tile: the derivative filter's reach.
+
+    Parameters
+    ----------
+    params : mapping
+        Checked parameters; ``block_size`` (px) and ``derivative_sigma`` (px) set the reach.
+
+    Returns
+    -------
+    int
+        px.
 
     Examples
     --------

@@ -10,11 +10,23 @@ from scipy import ndimage as ndi
 from ..registry import Estimator, Param, register
 from ._noise_params import WHITE_NOISE, prepare_white_noise
 
+__all__ = ["difference", "halo", "ESTIMATOR"]
+
 
 def halo(params: Mapping) -> int:
     """Return the context (px) each side of a tile: re-blur, contrast window and diffusion reach.
 
     Each Perona-Malik step reaches one pixel further; the re-blur is cut at 4 std.
+
+    Parameters
+    ----------
+    params : mapping
+        Checked parameters; ``reblur_sigma``, ``contrast_radius`` (px) and ``iterations`` set the reach.
+
+    Returns
+    -------
+    int
+        px.
 
     Examples
     --------

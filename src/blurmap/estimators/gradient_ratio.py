@@ -32,6 +32,8 @@ from ._energy import TRUNCATE, block_noise, gradient_energy, laplacian_energy, l
 from ._grid import BLOCK, block_mean, box_size, upsample, weighted_mean
 from ._noise_params import NOISE_MODEL, prepare_noise_model
 
+__all__ = ["gradient_ratio", "halo", "evidence", "ESTIMATOR"]
+
 SCALES = (0.7, 1.4)  # px; re-blur sigmas beyond the unblurred image
 BASE = 0.7  # px; the pre-blurred base of the noise-resistant curvature evidence
 BASE_SCALES = (1.4, 2.1)  # px; its re-blurs

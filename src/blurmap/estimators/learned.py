@@ -32,6 +32,8 @@ from ._energy import TRUNCATE, block_noise, gradient_energy, laplacian_energy, n
 from ._grid import BLOCK, block_mean, box2, upsample
 from ._noise_params import NOISE_MODEL, prepare_noise_model
 
+__all__ = ["learned", "halo", "ESTIMATOR"]
+
 SCALES = (0.0, 0.7, 1.4, 2.1, 2.8, 4.0)  # px; re-blurs whose energies are the network's input
 LOCAL_MEAN = 17  # px; width of the box (odd: centred; three passes, sigma 8.5 px) of the local mean taken away first
 POOL = 5  # coarse px; width of the box (applied twice) of the pooled copy of every feature

@@ -11,6 +11,8 @@ from ..noise import impulse_response
 from ..registry import Estimator, Param, register
 from ._noise_params import NOISE_MODEL, prepare_noise_model
 
+__all__ = ["log_scale", "halo", "ESTIMATOR"]
+
 SCALES = 0.5 * 2.0 ** (np.arange(17) / 4)  # px; the geometric ladder of LoG scales, 0.5 .. 8
 GAMMA = 0.5  # scale normalisation s**(2 GAMMA): on a 1/k**2 texture the energy then peaks at s = sigma
 POWER = 3.0  # energies are raised to this power before averaging, so the peak, not the tails, decides

@@ -11,12 +11,24 @@ from ..registry import Estimator, Param, register
 from ._grid import expand_cells
 from ._noise_params import WHITE_NOISE, prepare_white_noise
 
+__all__ = ["reblur_curve", "halo", "ESTIMATOR"]
+
 STEP = 4  # px; patches are centred on this grid (the engine keeps chunk origins on it)
 _TRUNCATE = 4.0
 
 
 def halo(params: Mapping) -> int:
     """Return the context (px) each side of a chunk: the largest re-blur's reach plus half a patch.
+
+    Parameters
+    ----------
+    params : mapping
+        Checked parameters; ``patch_size`` and ``reblur_max`` (px) set the reach.
+
+    Returns
+    -------
+    int
+        px.
 
     Examples
     --------

@@ -25,6 +25,8 @@ from ..registry import Estimator, Param, register
 from ._grid import BLOCK, block_mean, box2, box_size, upsample, weighted_mean
 from ._noise_params import WHITE_NOISE
 
+__all__ = ["reference_fit", "halo", "ESTIMATOR"]
+
 MIN_CORRELATION = 0.5  # below this, the reference does not show the same field
 MAX_SHIFT = 16.0  # px; the largest registration shift accepted
 CROP = 512  # px; side of the central crop used to register and fit gain and offset

@@ -11,12 +11,25 @@ import numpy as np
 from .._validate import is_dask
 from . import tiffwindows
 
+__all__ = ["open_image", "Source", "read_pixels"]
+
 TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf8")
 SPACE_UNITS = {"angstrom", "nanometer", "micrometer", "millimeter", "centimeter", "meter"}
 
 
 class Source(NamedTuple):
-    """An image opened lazily: its levels (full resolution first, each a 2-D dask array) and its pixel size."""
+    """An image opened lazily by :func:`open_image`: its levels and its pixel size.
+
+    Examples
+    --------
+    >>> import tempfile, tifffile, numpy as np
+    >>> from pathlib import Path
+    >>> path = Path(tempfile.mkdtemp()) / "plane.tif"
+    >>> tifffile.imwrite(path, np.zeros((32, 48), np.uint8))
+    >>> src = open_image(path)
+    >>> len(src.levels), src.scale, src.unit
+    (1, (1.0, 1.0), None)
+    """
 
     levels: list  # dask arrays, level k downsampled about 2**k times
     scale: tuple[float, float]  # size of a full-resolution pixel along y, x (in `unit`, or 1 px)
@@ -193,7 +206,27 @@ def open_image(path: Path | str) -> Source:
 
 
 def read_pixels(path: Path) -> np.ndarray:
-    """Return the pixels of a PNG, JPEG or other file scikit-image reads, whole, or raise a clear ValueError."""
+    """Return the pixels of a PNG, JPEG or other file scikit-image reads, whole, or raise a clear ValueError.
+
+    Parameters
+    ----------
+    path : Path
+        The file.
+
+    Returns
+    -------
+    ndarray
+        Its pixels, in the file's dtype (RGB last where it has colour).
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, skimage.io
+    >>> from pathlib import Path
+    >>> path = Path(tempfile.mkdtemp()) / "grey.png"
+    >>> skimage.io.imsave(path, np.zeros((16, 24), np.uint8), check_contrast=False)
+    >>> read_pixels(path).shape
+    (16, 24)
+    """
     import skimage.io
 
     try:

@@ -12,6 +12,8 @@ import numpy as np
 
 from ..engine import DEFAULT_CHUNK, lazy_maps
 
+__all__ = ["SigmaPyramid", "halve"]
+
 OVERVIEW_SIDE = 1024  # px; the overview is the first level whose longer side is at most this
 PYRAMID_MIN = 256  # px; a written pyramid stops at the first level whose longer side is at most this
 
@@ -44,7 +46,25 @@ def nanmean(a: np.ndarray, axis=None) -> np.ndarray:
 
 
 def halve(level):
-    """Return the 2 x 2 mean of a 2-D dask array (NaN ignored; all-NaN blocks stay NaN); an odd last row or column is dropped."""
+    """Return the 2 x 2 mean of a 2-D dask array (NaN ignored; all-NaN blocks stay NaN).
+
+    Parameters
+    ----------
+    level : dask array
+        2-D; an odd last row or column is dropped.
+
+    Returns
+    -------
+    dask array
+        float32, half the size along each axis.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da
+    >>> a = np.array([[1.0, np.nan, 4.0, 4.0], [3.0, 2.0, 4.0, 4.0]], np.float32)
+    >>> halve(da.from_array(a)).compute().tolist()
+    [[2.0, 4.0]]
+    """
     import dask.array as da
 
     return da.coarsen(nanmean, level, {0: 2, 1: 2}, trim_excess=True)
@@ -71,6 +91,17 @@ class SigmaPyramid:
     which is what lets a viewer compute just what is on screen. Coarse levels are not estimated
     from a downsampled image: that cannot see blur below about a third of the downsampling
     factor (benchmarks/large.py measures the difference).
+
+    Examples
+    --------
+    >>> from blurmap import synthetic
+    >>> image = synthetic.sem_sample((300, 400), seed=1)[0]
+    >>> pyramid = SigmaPyramid(image, None, {}, chunk=136, overview_side=100)
+    >>> [level.shape for level in pyramid.levels]
+    [(300, 400), (150, 200), (75, 100)]
+    >>> *_, done = pyramid.fill_overview()
+    >>> done == pyramid.n_chunks and bool((pyramid.overview > 0).any())
+    True
     """
 
     def __init__(self, image, method: str | None, params: dict, chunk: int = DEFAULT_CHUNK,

@@ -19,6 +19,8 @@ from ..registry import get_blind
 from . import formats as io
 from .pyramid import halve, nanmean, pyramid_shapes
 
+__all__ = ["estimate_file"]
+
 TIFF_TILE = 256  # px; tile side of TIFF output
 BAND_BLOCKS = 32  # blocks per core in each band computed at once on local threads
 BLOCK_LEVELS = 2  # pyramid levels below full resolution that each block writes itself (its chunks a multiple of 4)

@@ -16,6 +16,8 @@ import threading
 
 import numpy as np
 
+__all__ = []
+
 _OPEN = threading.local()  # each thread's open TIFFs: {path: _OpenTiff}
 _MAX_OPEN = 4  # per thread
 

@@ -1,1 +1,3 @@
-"""Everything that touches napari: the dock widgets and the sample data. The core never imports it."""
+"""Everything that touches napari: the dock widgets, layers, the reader, the sample and the manifest."""
+
+__all__: list[str] = []  # napari finds the plugin through napari.yaml

@@ -11,6 +11,8 @@ from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 from ..analysis.figures import profile_axes
 from ..analysis.focal import FocalFit, focal, profile
 
+CANVAS_MIN_HEIGHT = 260  # px
+
 
 def focal_line_name(layer_name: str) -> str:
     """Return the name of the Shapes layer that shows a sigma layer's focal line."""
@@ -36,7 +38,9 @@ class FocalProfileDock(QWidget):
         self.layer_name: str | None = None
         self.figure = Figure(figsize=(5, 3.2), layout="constrained")
         self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas.setMinimumHeight(CANVAS_MIN_HEIGHT)  # docked under another dock, it must not collapse
         self.status = QLabel("select a sigma layer")
+        self.status.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.addWidget(self.canvas)
         layout.addWidget(self.status)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from ..registry import estimators
 
+__all__ = ["manifest", "main"]
+
 PLUGIN = "napari-blurmap"
 SUBMENU = f"{PLUGIN}.measure"
 PATH = Path(__file__).resolve().parents[1] / "napari.yaml"
@@ -79,7 +81,27 @@ def text() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Write the manifest to the package's napari.yaml (or to the path given); return 0."""
+    """Write the manifest to the package's napari.yaml (or to the path given).
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        One path to write to instead.
+
+    Returns
+    -------
+    int
+        0.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> path = Path(tempfile.mkdtemp()) / "napari.yaml"
+    >>> main([str(path)])  # doctest: +ELLIPSIS
+    wrote ...napari.yaml
+    0
+    """
     target = Path(argv[0]) if argv else PATH
     target.write_text(text())
     print(f"wrote {target}")
