@@ -235,9 +235,9 @@ def keep_freed_memory(limit: int = KEEP_FREED) -> bool:
     """Ask glibc's malloc to keep freed memory up to `limit` bytes for reuse; return whether it took (False elsewhere).
 
     A chunk's temporaries (5 to 40 MB each) are otherwise handed back to the OS when freed and
-    faulted in again, page by page, for the next chunk: measured on 67 MP, 0.55 million page faults
-    and 1.5 s of an 8.8 s run, gone with this (7.3 s). For the command line's own process only: a
-    library should not change how its host allocates.
+    faulted in again, page by page, for the next chunk, a sixth of the time of a run (the figures
+    are in docs/large-images.md). For the command line's own process only: a library should not
+    change how its host allocates.
     """
     import ctypes
     import ctypes.util
@@ -253,8 +253,8 @@ def local_cluster(workers: int):
     """Return a LocalCluster of single-threaded worker processes whose malloc keeps freed memory for the next chunk.
 
     distributed's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers, which makes every
-    multi-megabyte array of a chunk a fresh mmap: measured here, a worker spent half its time in
-    page faults and ran at half the speed of a thread. The workers blurmap starts get glibc's
+    multi-megabyte array of a chunk a fresh mmap, and a worker then spends much of its time in
+    page faults. The workers blurmap starts get glibc's
     environment equivalent of ``keep_freed_memory`` instead.
     """
     import dask

@@ -9,8 +9,8 @@ __all__ = ["estimate_noise", "estimate_noise_model"]
 # Immerkaer's (1996) mask [[1, -2, 1], [-2, 4, -2], [1, -2, 1]] / 6 cancels any locally quadratic signal
 _BLOCK = 8
 _QUANTILE = 0.1
-_TILE = 256
-_MAX_TILES = 64
+_SAMPLE = 256  # px; side of each square the noise is sampled in
+_MAX_SAMPLES = 64
 
 
 def impulse_response(operator, reach: int) -> np.ndarray:
@@ -30,9 +30,9 @@ def _blocks(a: np.ndarray) -> np.ndarray:
     return a[:h, :w].reshape(h // _BLOCK, _BLOCK, w // _BLOCK, _BLOCK).mean(axis=(1, 3)).ravel()
 
 
-def _block_stats(tile: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return (mean intensity, mean squared high-pass response) of each 8x8 block of `tile`."""
-    t = np.asarray(tile, dtype=np.float64)
+def _block_stats(sample: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return (mean intensity, mean squared high-pass response) of each 8x8 block of `sample`."""
+    t = np.asarray(sample, dtype=np.float64)
     # Immerkaer's mask is the outer product of [1, -2, 1] with itself, / 6: two second differences
     d = t[:-2] - 2 * t[1:-1] + t[2:]
     r = (d[:, :-2] - 2 * d[:, 1:-1] + d[:, 2:]) / 6.0
@@ -49,21 +49,21 @@ _UNIT_QUANTILE = _pure_noise_quantile()
 
 
 def _sampled_stats(image) -> tuple[np.ndarray, np.ndarray]:
-    """Return block (means, high-pass variances) over a fixed grid of tiles of `image`."""
-    tiles = [image[y:y + _TILE, x:x + _TILE] for y, x in tile_origins(tuple(image.shape))]
-    if not isinstance(image, np.ndarray):  # a dask array: read only the sampled tiles, in one computation
+    """Return block (means, high-pass variances) over a fixed grid of samples of `image`."""
+    samples = [image[y:y + _SAMPLE, x:x + _SAMPLE] for y, x in sample_origins(tuple(image.shape))]
+    if not isinstance(image, np.ndarray):  # a dask array: read only the samples, in one computation
         import dask
-        tiles = dask.compute(*tiles)
-    stats = [_block_stats(t) for t in tiles]
+        samples = dask.compute(*samples)
+    stats = [_block_stats(t) for t in samples]
     return np.concatenate([m for m, _ in stats]), np.concatenate([v for _, v in stats])
 
 
-def tile_origins(shape: tuple[int, int], tile: int = _TILE, most: int = _MAX_TILES) -> list[tuple[int, int]]:
-    """Return the top-left corners of at most `most` tiles on a regular grid over `shape` (px)."""
+def sample_origins(shape: tuple[int, int], side: int = _SAMPLE, most: int = _MAX_SAMPLES) -> list[tuple[int, int]]:
+    """Return the top-left corners of at most `most` noise samples of `side` px on a regular grid over `shape` (px)."""
     def starts(n: int, k: int) -> list[int]:
-        if n <= tile:
+        if n <= side:
             return [0]
-        return sorted({int(round(x)) for x in np.linspace(0, n - tile, k)})
+        return sorted({int(round(x)) for x in np.linspace(0, n - side, k)})
     per_axis = max(1, int(np.sqrt(most)))
     return [(y, x) for y in starts(shape[0], per_axis) for x in starts(shape[1], per_axis)]
 
@@ -73,13 +73,13 @@ def estimate_noise(image) -> float:
 
     The 10th percentile of local high-pass variances (Immerkaer's mask, 8 x 8 blocks) is read in
     the smoothest part of the image, so texture does not count as noise wherever part of the
-    image is blurred by 1 px or more. The tiles read are fixed by the image shape alone, so a
+    image is blurred by 1 px or more. The samples read are fixed by the image shape alone, so a
     numpy array and any chunking of the same data as a dask array give the same number.
 
     Parameters
     ----------
     image : array_like or dask array
-        2-D image; a dask array is read only where the sampled tiles lie.
+        2-D image; a dask array is read only where the samples lie.
 
     Returns
     -------

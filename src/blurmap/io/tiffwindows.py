@@ -1,7 +1,7 @@
 """Windows of a TIFF read straight from its tiles or strips, each thread with its own open file.
 
 tifffile's Zarr store sends every read through zarr's one event-loop thread, which serialises the
-reads of all the threads estimating blocks (and costs ~1.7 ms a block window). A window here reads
+reads of all the threads estimating blocks. A window here reads
 the bytes of each tile or strip it touches with ``os.pread`` (no shared file position, so threads
 read at once) and decodes them with tifffile's own decoder for the page (any compression, predictor,
 byte order or bit depth tifffile reads). A level this cannot read directly (separate sample planes,
