@@ -289,8 +289,9 @@ def main() -> None:
         print(f"cost per pixel of the CLI's own work (after start-up and imports): spread {100 * (hi / lo - 1):.1f}%")
         # the marginal cost: a whole run of the small image (its blocks balanced over the cores) subtracted
         small = args.fixed_side**2 / 1e6
-        net = {side: (costs[side] * side * side / 1e6 - min(fixed)) / (side * side / 1e6 - small) for side in costs}
-        lo, hi = min(net.values()), max(net.values())
+        net = {side: (costs[side] * side * side / 1e6 - min(fixed)) / (side * side / 1e6 - small) for side in costs
+               if side * side / 1e6 > small}  # a side no larger than the fixed one has no marginal cost
+        lo, hi = (min(net.values()), max(net.values())) if net else (1.0, 1.0)
         print(f"cost per pixel net of the fixed cost (the whole {args.fixed_side} px run, {min(fixed):.1f} s, subtracted "
               f"from each; us/px): {' '.join(f'{side}: {net[side]:.3f}' for side in net)}; spread "
               f"{100 * (hi / lo - 1):.1f}% (target <= 15%)")
