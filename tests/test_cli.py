@@ -58,6 +58,22 @@ def test_profile_reads_a_users_tiff_and_finds_its_focal_line(tmp_path, capsys):
     assert tifffile.imread(src).dtype == np.uint16  # the input is untouched
 
 
+def test_profile_says_no_focal_band_for_an_image_blurred_left_and_right(tmp_path, capsys):
+    from blurmap import blur, synthetic
+
+    sharp = synthetic.dead_leaves((256, 320), seed=12)
+    src = tmp_path / "sides.tif"
+    tifffile.imwrite(src, blur(sharp, synthetic.step(sharp.shape, 0.6, 2.6, axis=1)))
+    out = tmp_path / "out"
+    assert main(["profile", str(src), str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "no focal band found" in printed and "focal line at" not in printed
+    summary = json.loads((out / "summary_gradient_ratio.json").read_text())
+    assert summary["focal_line"]["fit"]["found"] is False and "profile" not in summary
+    assert not (out / "profile_gradient_ratio.png").exists()  # no line, so no profile against it
+    assert (out / "overlay_gradient_ratio.png").exists()
+
+
 def test_profile_of_a_relative_method_says_it_has_no_focal_line(tmp_path, capsys):
     import skimage.io
 

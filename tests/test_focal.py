@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from blurmap import estimate, focal, synthetic
+from blurmap import blur, estimate, focal, synthetic
 
 
 def test_exact_plane_is_recovered():
@@ -56,3 +56,35 @@ def test_hough_check_agrees_with_the_truth_on_a_noisy_map():
     image, truth = synthetic.sem_sample((768, 1024), seed=3)
     line, true = hough_focal_line(estimate(image)), focal(truth)
     assert abs(line.angle_deg - true.angle_deg) < 2.0 and abs(line.position - true.position) < 0.02
+
+
+# ---- a focal band is reported only where there is one (issue 17, point 7)
+
+def test_a_tilted_specimen_has_a_focal_band():
+    fit = focal(synthetic.tilted_focal_plane((300, 400), position=0.2, angle_deg=-8.0))
+    assert fit.found and fit.reason == ""
+
+
+@pytest.mark.parametrize("name, truth", [
+    ("left/right step", synthetic.step((256, 320), 0.5, 2.5, axis=1)),
+    ("left/right ramp", synthetic.ramp((256, 320), 0.5, 3.0, axis=1)),
+    ("uniform", np.full((256, 320), 1.5, np.float32) + np.random.default_rng(0).normal(0, 0.05, (256, 320))),
+])
+def test_no_focal_band_is_reported_where_there_is_none(name, truth):
+    fit = focal(truth)
+    assert not fit.found, (name, fit)
+    assert fit.reason
+
+
+def test_no_band_found_on_an_estimated_map_blurred_left_and_right():
+    # the issue's case: an image blurred left/right read a focal line at -83% or 130% of the height
+    sharp = synthetic.dead_leaves((256, 320), seed=11)
+    sigma = estimate(blur(sharp, synthetic.step(sharp.shape, 0.6, 2.6, axis=1)), noise=0, shot_noise=0)
+    fit = focal(sigma)
+    assert not fit.found and "no focal band" in fit.reason
+
+
+def test_the_found_band_of_an_estimated_sem_map_lies_in_the_image():
+    image, _ = synthetic.sem_sample((320, 384), seed=2)
+    fit = focal(estimate(image))
+    assert fit.found and 0 <= fit.position <= 1

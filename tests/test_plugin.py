@@ -180,3 +180,13 @@ def test_focal_profile_dock_follows_the_selected_sigma_layer(make_napari_viewer,
     viewer.layers.selection.active = flipped
     assert dock.layer_name == "flipped" and abs(dock.fit.angle_deg + first_angle) < 1.0
     assert "flipped focal line" in viewer.layers
+
+
+def test_focal_profile_dock_says_no_band_and_draws_no_line_for_a_map_without_one(make_napari_viewer, plugin):
+    viewer = make_napari_viewer()
+    sides = synthetic.step((200, 260), 0.6, 2.6, axis=1)
+    layer = viewer.add_image(sides, name="sides", metadata={"blurmap": {"unit": "px"}})
+    _, dock = viewer.window.add_plugin_dock_widget(PLUGIN, "Focal profile")
+    viewer.layers.selection.active = layer
+    assert dock.fit is None and "no focal band found" in dock.status.text()
+    assert "sides focal line" not in viewer.layers

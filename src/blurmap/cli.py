@@ -74,18 +74,21 @@ def demo(outdir: Path, method: str | None, shape: tuple[int, int], seed: int) ->
             "estimated": sharpest_row(-sigma if est.higher_is_sharper else sigma),
             "true": sharpest_row(truth)},
     }
+    focal_fit = None
     if est.units == "px":  # a relative score has no focal-plane model and no error in px
         fit = focal(sigma)
-        prof = profile(sigma, fit)
         summary["focal_line"] = {"estimated": fit.as_dict(), "true": focal(truth).as_dict(),
                                  "hough_check": hough_focal_line(sigma).as_dict()}
-        summary["profile"] = prof.as_dict()
+        if fit.found:
+            prof = profile(sigma, fit)
+            summary["profile"] = prof.as_dict()
+            focal_fit = (fit, prof)
         summary["error"] = errors(sigma, truth)
     _write_tiff(outdir / "micrograph.tif", image, "synthetic SEM micrograph of a tilted specimen")
     _write_tiff(outdir / "sigma_true.tif", truth, "true Gaussian blur sigma, px")
     shown = truth if est.units == "px" else sigma
     _write_maps(outdir, est, image, sigma, confidence, f"{est.name} map", float(np.nanpercentile(shown, 99.5)),
-                (fit, prof) if est.units == "px" else None)
+                focal_fit)
     _write_atomic(outdir / "summary.json",
                   lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2) + "\n"))
     return summary
@@ -133,10 +136,12 @@ def profile_image(path: Path, outdir: Path, method: str | None, params: dict) ->
                "sharpest_band_height_fraction": sharpest_row(-sigma if est.higher_is_sharper else sigma)}
     if est.units == "px":  # the tilted-plane model is in px of sigma
         fit = focal(sigma)
-        prof = profile(sigma, fit)
         summary["focal_line"] = {"fit": fit.as_dict(), "hough_check": hough_focal_line(sigma).as_dict()}
-        summary["profile"] = prof.as_dict()
-        focal_fit = (fit, prof)
+        focal_fit = None
+        if fit.found:  # a line that shows no band is not drawn, nor a profile against it
+            prof = profile(sigma, fit)
+            summary["profile"] = prof.as_dict()
+            focal_fit = (fit, prof)
     else:
         focal_fit = None
         summary["focal_line"] = None
@@ -155,7 +160,9 @@ def _print_profile(s: dict, outdir: Path) -> None:
     print(f"  median {s['label']}, upper / middle / lower third: "
           + " / ".join(f"{v:.2f}" for v in s["median_thirds"]))
     print(f"  sharpest band at {100 * s['sharpest_band_height_fraction']:.1f}% of the height")
-    if s["focal_line"]:
+    if s["focal_line"] and not s["focal_line"]["fit"]["found"]:
+        print(f"  {s['focal_line']['fit']['reason']}")
+    elif s["focal_line"]:
         fit = s["focal_line"]["fit"]
         print(f"  focal line at {100 * fit['position']:.1f}% of the height, {fit['angle_deg']:+.1f} deg; blur grows "
               f"by {fit['gradient']:.4f} px per px; in-focus floor {fit['floor']:.2f} px; R^2 {fit['r_squared']:.2f}")
@@ -174,7 +181,9 @@ def _print_summary(s: dict, outdir: Path) -> None:
     print("    true sigma (px)   " + "  ".join(f"{v:6.2f}" for v in thirds["true"]))
     band = s["sharpest_band_height_fraction"]
     print(f"  sharpest band at {100 * band['estimated']:.1f}% of the height (true {100 * band['true']:.1f}%)")
-    if "focal_line" in s:
+    if "focal_line" in s and not s["focal_line"]["estimated"]["found"]:
+        print(f"  {s['focal_line']['estimated']['reason']}")
+    elif "focal_line" in s:
         est, true = s["focal_line"]["estimated"], s["focal_line"]["true"]
         print(f"  focal line at {100 * est['position']:.1f}% of the height, {est['angle_deg']:+.1f} deg "
               f"(true {100 * true['position']:.1f}%, {true['angle_deg']:+.1f} deg); blur grows by "

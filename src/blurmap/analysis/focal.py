@@ -12,6 +12,9 @@ from .summary import sharpest_row
 __all__ = ["focal", "profile", "hough_focal_line", "FocalFit", "Profile", "HoughLine", "distance_map"]
 
 _MAX_SAMPLES = 20000
+MIN_R_SQUARED = 0.5  # a focal band explains at least this share of the map's variance
+MIN_RISE = 0.2  # px: and the blur rises at least this much from the focal line across the image
+_ANGLE_BOUND = 45.0  # degrees: the fit's bound on the line's angle
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,8 @@ class FocalFit:
     floor: float  # px: the in-focus blur
     rmse: float  # px: root mean square residual of the fit
     r_squared: float  # share of the map's variance the model explains
+    found: bool = True  # whether the map shows a focal band at all (see focal); if not, the line means nothing
+    reason: str = ""  # why not, when found is False
 
     def as_dict(self) -> dict:
         """Return the fit as a plain dict (for JSON)."""
@@ -65,7 +70,11 @@ def focal(sigma_map: np.ndarray) -> FocalFit:
     FocalFit
         The line's angle (degrees from horizontal) and its row at the centre column (px and as a
         fraction of the height), the blur gradient (px of sigma per px), the in-focus floor (px),
-        and the fit's RMSE (px) and R squared.
+        and the fit's RMSE (px) and R squared. ``found`` says whether the map shows a focal band
+        at all: the fitted line crosses the image, lies within the angles searched (not pinned at
+        45 degrees), explains at least MIN_R_SQUARED of the map's variance, and the blur rises by at
+        least MIN_RISE px from it across the image; otherwise ``reason`` says which failed and the
+        line means nothing (an image blurred left and right, a uniform blur, a band outside the image).
 
     Raises
     ------
@@ -109,8 +118,27 @@ def focal(sigma_map: np.ndarray) -> FocalFit:
     residual = model(best.x, yy, xx, centre_x) - values
     rmse = float(np.sqrt(np.mean(residual**2)))
     r_squared = float(1 - np.mean(residual**2) / max(np.var(values), 1e-300))
+    rise = float(model(best.x, yy, xx, centre_x).max() - floor)
+    reason = _no_band(float(np.rad2deg(angle)), float(row), (h, w), r_squared, rise)
     return FocalFit(float(np.rad2deg(angle)), float(row), float(row / max(h - 1, 1)), float(gradient),
-                    float(floor), rmse, r_squared)
+                    float(floor), rmse, r_squared, found=not reason, reason=reason)
+
+
+def _no_band(angle_deg: float, row: float, shape: tuple[int, int], r_squared: float, rise: float) -> str:
+    """Return why a fitted line shows no focal band ("" when it does)."""
+    h, w = shape
+    ends = row + np.tan(np.deg2rad(angle_deg)) * (np.array([0.0, w - 1.0]) - (w - 1) / 2)
+    if rise < MIN_RISE or r_squared < 0.05:
+        return f"no focal band found: the blur is about uniform (it rises by {rise:.2f} px from the best line)"
+    if abs(angle_deg) > _ANGLE_BOUND - 1:
+        return ("no focal band found: the blur does not grow away from a line within 45 degrees of horizontal "
+                "(a band near vertical: fit the transposed map)")
+    if ends.max() < 0 or ends.min() > h - 1:
+        return (f"no focal band found: the sharpest line lies outside the image, at {100 * row / max(h - 1, 1):.0f}% "
+                "of the height")
+    if r_squared < MIN_R_SQUARED:
+        return f"no focal band found: a tilted plane explains only {100 * r_squared:.0f}% of the map's variance"
+    return ""
 
 
 @dataclass(frozen=True)

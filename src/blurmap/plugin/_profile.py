@@ -70,7 +70,17 @@ class FocalProfileDock(QWidget):
         except ValueError as err:
             self.status.setText(f"{layer.name}: {err}")
             return
-        self.fit, self.layer_name = fit, layer.name
+        self.layer_name = layer.name
+        if not fit.found:  # nothing to draw: say so, and take away a line drawn before
+            self.fit = None
+            self.figure.clear()
+            self.canvas.draw_idle()
+            self.status.setText(f"{layer.name}: {fit.reason}")
+            name = focal_line_name(layer.name)
+            if name in self._viewer.layers:
+                self._viewer.layers.remove(name)
+            return
+        self.fit = fit
         self.figure.clear()
         profile_axes(self.figure.add_subplot(), prof, fit, unit)
         self.canvas.draw_idle()
