@@ -110,11 +110,60 @@ def test_bad_images_get_clear_errors(bad, error, match):
         estimate(bad)
 
 
-def test_nan_is_refused(leaves):
-    image = leaves.copy()
-    image[5, 5] = np.nan
-    with pytest.raises(ValueError, match="NaN"):
-        estimate(image)
+@pytest.mark.parametrize("method", [m for m in estimators() if m != "reference"])
+def test_a_nan_pixel_is_unknown_within_the_halo_and_nowhere_else(sem, method):
+    # the contract: non-finite pixels are unknown and stay local, numpy and dask alike (a dask image
+    # with one NaN pixel used to give an all-NaN map: the image-wide noise model became NaN)
+    image, _ = sem
+    holed = image.copy()
+    holed[100, 150] = np.nan
+    halo = estimators()[method].halo
+    whole = estimate(holed, method)
+    lazy = estimate(da.from_array(holed, chunks=(2 * halo + 8, 2 * halo + 4)), method).compute()
+    np.testing.assert_allclose(lazy, whole, atol=1e-4, equal_nan=True)
+    yy, xx = np.mgrid[0:image.shape[0], 0:image.shape[1]]
+    near = (np.abs(yy - 100) <= halo) & (np.abs(xx - 150) <= halo)
+    assert np.isnan(whole[near]).all()
+    clean = estimate(image, method)
+    known = ~near & np.isfinite(clean)
+    if known.any():  # beyond the halo the map is the clean one (the noise model barely moves)
+        np.testing.assert_allclose(whole[known], clean[known], atol=2e-3, rtol=2e-3)
+
+
+def test_the_noise_model_ignores_nan_pixels(sem):
+    from blurmap.noise import estimate_noise_model
+
+    image, _ = sem
+    holed = image.copy()
+    holed[::37, ::41] = np.nan
+    got, want = estimate_noise_model(da.from_array(holed, chunks=100)), estimate_noise_model(image)
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, want, rtol=0.1, atol=1e-6)
+
+
+def test_a_masked_arrays_mask_is_honoured(sem):
+    image, _ = sem
+    mask = np.zeros(image.shape, bool)
+    mask[:40, :60] = True
+    a = estimate(np.ma.MaskedArray(image, mask))
+    b = estimate(np.ma.MaskedArray(np.where(mask, 1e3, image), mask))  # what lies under the mask is not read
+    np.testing.assert_array_equal(a, b)
+    assert np.isnan(a[:40, :60]).all() and np.isfinite(a[-60:, -60:]).all()
+
+
+def test_no_finite_pixel_or_constant_dask_image_is_refused():
+    with pytest.raises(ValueError, match="no finite pixel"):
+        estimate(np.full((64, 64), np.nan))
+    with pytest.raises(ValueError, match="constant"):
+        estimate(da.full((600, 700), 3.0, chunks=200))
+
+
+def test_values_beyond_float32_and_unknown_chunks_get_clear_errors(leaves):
+    with pytest.raises(ValueError, match="float32's range"):
+        estimate(leaves.astype(np.float64) * 1e40)
+    lazy = da.from_array(leaves, chunks=64)
+    with pytest.raises(ValueError, match="unknown chunk sizes"):
+        estimate(lazy[lazy[:, 0] > -1])
 
 
 @pytest.mark.parametrize("params, error, match", [

@@ -190,3 +190,14 @@ def test_focal_profile_dock_says_no_band_and_draws_no_line_for_a_map_without_one
     viewer.layers.selection.active = layer
     assert dock.fit is None and "no focal band found" in dock.status.text()
     assert "sides focal line" not in viewer.layers
+
+
+def test_an_all_unknown_map_adds_no_layer_and_says_why(make_napari_viewer, qtbot, plugin):
+    # a 16 x 16 image used to add an all-NaN layer (the default method finds no texture within reach)
+    viewer = make_napari_viewer()
+    tiny = viewer.add_image(synthetic.dead_leaves((16, 16), seed=2), name="tiny")
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Sigma map")
+    widget.image.value = tiny
+    _run_and_wait(qtbot, widget)
+    assert [lay.name for lay in viewer.layers] == ["tiny"]
+    assert "nothing added" in widget.status.value and "no texture" in widget.status.value

@@ -34,10 +34,20 @@ def check_2d(image, *, name: str = "image") -> tuple[int, int]:
     return shape
 
 
-def as_2d_float(image, *, name: str = "image", check_finite: bool = True):
-    """Return `image` as a 2-D float32 array (numpy or dask); RGB(A) becomes luminance, with a warning."""
+def as_2d_float(image, *, name: str = "image"):
+    """Return `image` as a 2-D float32 array (numpy or dask); RGB(A) becomes luminance, with a warning.
+
+    The pixels of a masked array under its mask become NaN: unknown, as every non-finite pixel is
+    (the engine makes the map unknown within reach of them, and only there).
+    """
+    if isinstance(image, np.ma.MaskedArray):
+        image = np.ma.getdata(image.astype(np.float64).filled(np.nan))
+    elif isinstance(image, np.ndarray) and type(image) is not np.ndarray:  # np.matrix and other subclasses
+        image = np.asarray(image)
     if not hasattr(image, "ndim") or not hasattr(image, "dtype"):
         image = np.asarray(image)
+    if is_dask(image) and any(np.isnan(c) for axis in image.chunks for c in axis):
+        raise ValueError(f"{name} is a dask array of unknown chunk sizes; call its compute_chunk_sizes() first")
     check_2d(image, name=name)
     if image.ndim == 3:
         warnings.warn(
@@ -46,10 +56,12 @@ def as_2d_float(image, *, name: str = "image", check_finite: bool = True):
             UserWarning,
             stacklevel=3,
         )
-    image = to_float32(image)
-    if check_finite and isinstance(image, np.ndarray) and not np.isfinite(image).all():
-        raise ValueError(f"{name} contains NaN or infinite values; fill or crop them first")
-    return image
+    if isinstance(image, np.ndarray) and image.dtype.kind == "f" and image.dtype.itemsize > 4:
+        finite = image[np.isfinite(image)]
+        if finite.size and np.abs(finite).max() > np.finfo(np.float32).max:
+            raise ValueError(f"{name} holds values up to {np.abs(finite).max():.3g}, beyond float32's range "
+                             f"({np.finfo(np.float32).max:.3g}): rescale it")
+    return to_float32(image)
 
 
 def to_float32(image):

@@ -6,8 +6,10 @@ from collections.abc import Iterator
 from typing import NamedTuple
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from ._validate import as_2d_float, is_dask, to_float32
+from .noise import SAMPLE, sample_origins
 from .registry import Estimator, get
 
 __all__ = ["estimate", "estimate_tiles", "tile_count", "TileProgress", "lazy_maps"]
@@ -60,12 +62,53 @@ def prepare(image, method: str | None = None, **params) -> Prepared:
         arrays[name] = as_2d_float(array, name=name)
         if arrays[name].shape != img.shape:
             raise ValueError(f"{name} has shape {arrays[name].shape}, the image {img.shape}; they must agree")
-    if isinstance(img, np.ndarray):
-        if img.max() == img.min():
-            raise ValueError("the image is constant: it holds no texture, so its blur cannot be measured")
+    _refuse_constant(img)
     if est.prepare is not None:
         checked = est.prepare(img, checked, **arrays)
     return Prepared(img, est, checked, arrays)
+
+
+def _refuse_constant(img) -> None:
+    """Raise a ValueError for an image with no finite pixel or only one value (a dask image: in the noise samples)."""
+    if isinstance(img, np.ndarray):
+        finite = img[np.isfinite(img)]
+    else:  # a dask image is not read whole: the samples the noise model reads stand for it
+        import dask
+
+        samples = dask.compute(*[img[y:y + SAMPLE, x:x + SAMPLE] for y, x in sample_origins(img.shape)])
+        finite = np.concatenate([a[np.isfinite(a)] for a in samples])
+    if finite.size == 0:
+        raise ValueError("the image has no finite pixel: every pixel is NaN or infinite")
+    if finite.max() == finite.min():
+        where = "" if isinstance(img, np.ndarray) else " (in every sampled region)"
+        raise ValueError(f"the image is constant{where}: it holds no texture, so its blur cannot be measured")
+
+
+def run_tile(est: Estimator, tile: np.ndarray, params: dict, inputs: dict | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Return `est`'s (sigma, confidence) of one float32 tile; unknown (NaN, confidence 0) near non-finite pixels.
+
+    A NaN or infinite pixel (of the tile or of another input) is unknown: every map pixel whose
+    halo reaches it is NaN with confidence 0, and every other pixel is what it would be whatever
+    value the unknown pixel held (by the halo's definition). So unknown pixels stay local, and a
+    tile gives the same numbers as the whole image.
+    """
+    inputs = inputs or {}
+    bad = ~np.isfinite(tile)
+    for other in inputs.values():
+        bad |= ~np.isfinite(other)
+    if not bad.any():
+        return est.func(tile, **params, **inputs)
+    if bad.all():
+        return np.full(tile.shape, np.nan, np.float32), np.zeros(tile.shape, np.float32)
+
+    def filled(a: np.ndarray) -> np.ndarray:  # any value serves: it reaches only pixels that are masked below
+        return np.where(bad, np.float32(np.mean(a[~bad])), a).astype(np.float32)
+
+    sigma, conf = est.func(filled(tile), **params, **{k: filled(v) for k, v in inputs.items()})
+    reach = est.halo_for(params)
+    near = ndi.maximum_filter(bad, size=2 * reach + 1, mode="constant")
+    return np.where(near, np.nan, sigma).astype(np.float32), np.where(near, 0.0, conf).astype(np.float32)
 
 
 def _window_block(*, reader, shape: tuple[int, int], halo: int, method: str, params: dict,
@@ -74,7 +117,7 @@ def _window_block(*, reader, shape: tuple[int, int], halo: int, method: str, par
     (y0, y1), (x0, x1) = block_info[None]["array-location"][:2]
     top, left = max(y0 - halo, 0), max(x0 - halo, 0)
     tile = to_float32(np.asarray(reader[top:min(y1 + halo, shape[0]), left:min(x1 + halo, shape[1])]))
-    sigma, conf = get(method).func(tile, **params)
+    sigma, conf = run_tile(get(method), tile, params)
     return np.stack([sigma[y0 - top:y1 - top, x0 - left:x1 - left], conf[y0 - top:y1 - top, x0 - left:x1 - left]],
                     axis=-1)
 
@@ -103,7 +146,7 @@ def _lazy(prep: Prepared, chunks: tuple[int, int] | None, reader=None):
     arrays = [a.rechunk(plan) if a.chunks != plan else a for a in arrays]
 
     def block(tile: np.ndarray, *others: np.ndarray) -> np.ndarray:
-        sigma, conf = est.func(tile, **params, **dict(zip(names, others)))
+        sigma, conf = run_tile(est, tile, params, dict(zip(names, others)))
         return np.stack([sigma, conf], axis=-1)
 
     # an axis held in one chunk has no neighbour to borrow from
@@ -205,7 +248,7 @@ def estimate(image, method: str | None = None, *, return_confidence: bool = Fals
         out = _lazy(prep, chunks)
         sigma, conf = out[..., 0], out[..., 1]
     else:
-        sigma, conf = prep.estimator.func(prep.image, **prep.params, **prep.inputs)
+        sigma, conf = run_tile(prep.estimator, prep.image, prep.params, prep.inputs)
     return (sigma, conf) if return_confidence else sigma
 
 

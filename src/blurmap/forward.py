@@ -116,6 +116,8 @@ def blur(image, sigma_map) -> np.ndarray:
     True
     """
     img = np.asarray(as_2d_float(image), dtype=np.float64)
+    if not np.isfinite(img).all():
+        raise ValueError("image contains NaN or infinite values; blur needs every pixel")
     smap = np.asarray(sigma_map, dtype=np.float64)
     if smap.shape != img.shape:
         raise ValueError(f"sigma_map has shape {smap.shape}, image has {img.shape}; they must agree")

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage as ndi
 
 __all__ = ["estimate_noise", "estimate_noise_model"]
+
 
 # Immerkaer's (1996) mask [[1, -2, 1], [-2, 4, -2], [1, -2, 1]] / 6 cancels any locally quadratic signal
 _BLOCK = 8
 _QUANTILE = 0.1
-_SAMPLE = 256  # px; side of each square the noise is sampled in
-_MAX_SAMPLES = 64
+SAMPLE = 256  # px; side of each square the noise is sampled in
+_MAXSAMPLES = 64
 
 
 def impulse_response(operator, reach: int) -> np.ndarray:
@@ -50,15 +52,27 @@ _UNIT_QUANTILE = _pure_noise_quantile()
 
 def _sampled_stats(image) -> tuple[np.ndarray, np.ndarray]:
     """Return block (means, high-pass variances) over a fixed grid of samples of `image`."""
-    samples = [image[y:y + _SAMPLE, x:x + _SAMPLE] for y, x in sample_origins(tuple(image.shape))]
+    samples = [image[y:y + SAMPLE, x:x + SAMPLE] for y, x in sample_origins(tuple(image.shape))]
     if not isinstance(image, np.ndarray):  # a dask array: read only the samples, in one computation
         import dask
         samples = dask.compute(*samples)
-    stats = [_block_stats(t) for t in samples]
+    stats = [_finite_block_stats(np.asarray(t)) for t in samples]
     return np.concatenate([m for m, _ in stats]), np.concatenate([v for _, v in stats])
 
 
-def sample_origins(shape: tuple[int, int], side: int = _SAMPLE, most: int = _MAX_SAMPLES) -> list[tuple[int, int]]:
+def _finite_block_stats(sample: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return _block_stats of the blocks whose mask support holds no NaN or infinite pixel (the others dropped)."""
+    bad = ~np.isfinite(sample)
+    if not bad.any():
+        return _block_stats(sample)
+    if bad.all():
+        return np.empty(0), np.empty(0)
+    mean, var = _block_stats(np.where(bad, np.mean(sample[~bad]), sample))
+    touched = _blocks(ndi.maximum_filter(bad, size=3)[1:-1, 1:-1].astype(np.float64)) > 0
+    return mean[~touched], var[~touched]
+
+
+def sample_origins(shape: tuple[int, int], side: int = SAMPLE, most: int = _MAXSAMPLES) -> list[tuple[int, int]]:
     """Return the top-left corners of at most `most` noise samples of `side` px on a regular grid over `shape` (px)."""
     def starts(n: int, k: int) -> list[int]:
         if n <= side:

@@ -207,11 +207,14 @@ class SigmaMapWidget(Container):
             return
         est = get(method)
         sigma = result.sigma
+        finite = sigma[np.isfinite(sigma)]
+        if not finite.size:  # an all-unknown layer says nothing: add none, and say why
+            self._fail(f"{method} knows nothing anywhere in {source.name!r}: no texture within its reach "
+                       f"({est.halo_for(result.params)} px), or NaN pixels within it; nothing added")
+            return
         params = {k: v for k, v in result.params.items() if k not in est.inputs}
         show_sigma(self._viewer, source, sigma, result.confidence, method, est.units, params)
-        finite = sigma[np.isfinite(sigma)]
-        self.status.value = (f"median sigma {np.median(finite):.2f} {est.units}" if finite.size
-                             else "no texture found: sigma unknown everywhere")
+        self.status.value = f"median sigma {np.median(finite):.2f} {est.units}"
         show_info(f"blurmap: {self.status.value}")
 
     def _fail(self, message: str) -> None:
