@@ -158,9 +158,28 @@ def test_no_finite_pixel_or_constant_dask_image_is_refused():
         estimate(da.full((600, 700), 3.0, chunks=200))
 
 
-def test_values_beyond_float32_and_unknown_chunks_get_clear_errors(leaves):
-    with pytest.raises(ValueError, match="float32's range"):
-        estimate(leaves.astype(np.float64) * 1e40)
+@pytest.mark.parametrize("gain, offset, dtype", [(1e-12, 0.0, np.float64), (1e20, 0.0, np.float64),
+                                                  (1e30, 0.0, np.float32), (1e40, 0.0, np.float64),
+                                                  (1.0, 100.0, np.float32), (1.0, 1e4, np.float64)])
+def test_gain_and_offset_drop_out_for_every_px_method(sem, gain, offset, dtype):
+    # the engine normalises intensities where the image enters; gradient_ratio read 5 px off at a
+    # gain of 1e-12 and 9-20 px off at 1e20 or 1e30, and a float32 offset of 100 moved it by 0.9 px
+    image, _ = sem
+    for method in ("gradient_ratio", "learned", "log"):
+        want = estimate(image, method)
+        got = estimate((image.astype(np.float64) * gain + offset).astype(dtype), method)
+        tol = 0.05 if (dtype == np.float32 and offset) else 2e-3  # a float32 offset of 100 costs digits
+        np.testing.assert_allclose(got, want, atol=tol, rtol=tol, equal_nan=True)
+
+
+def test_uint16_near_the_top_of_its_range_reads_as_the_same_image(sem):
+    image, _ = sem
+    scaled = (image - image.min()) / np.ptp(image)
+    low, high = (scaled * 1000).astype(np.uint16), (scaled * 1000 + 64000).astype(np.uint16)
+    np.testing.assert_allclose(estimate(high), estimate(low), atol=1e-3, equal_nan=True)
+
+
+def test_unknown_chunks_get_a_clear_error(leaves):
     lazy = da.from_array(leaves, chunks=64)
     with pytest.raises(ValueError, match="unknown chunk sizes"):
         estimate(lazy[lazy[:, 0] > -1])

@@ -75,11 +75,12 @@ def test_bad_references_are_refused(dead_leaves_case):
 
 
 def test_chunked_equals_unchunked_away_from_the_border():
-    sharp = synthetic.dead_leaves((512, 512), seed=13)
-    blurred = blur(sharp, synthetic.ramp(sharp.shape, 0.3, 5.0))
     params = {"fill_reach": 16.0, "sigma_max": 5.0}
     est = estimators()["reference"]
     halo = est.halo_for(est.check(params))
+    side = 3 * halo + 64  # two chunks along each axis (2 halos and more than 1), whatever the halo
+    sharp = synthetic.dead_leaves((side, side), seed=13)
+    blurred = blur(sharp, synthetic.ramp(sharp.shape, 0.3, 5.0))
     whole, _ = estimate(blurred, "reference", reference=sharp, return_confidence=True, **params)
     lazy = estimate(da.from_array(blurred, chunks=2 * halo), "reference", reference=sharp, **params)
     assert lazy.numblocks[0] > 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 
@@ -62,6 +63,102 @@ def as_2d_float(image, *, name: str = "image"):
             raise ValueError(f"{name} holds values up to {np.abs(finite).max():.3g}, beyond float32's range "
                              f"({np.finfo(np.float32).max:.3g}): rescale it")
     return to_float32(image)
+
+
+class IntensityScale(NamedTuple):
+    """How an image's intensities are normalised where it enters the engine: (value - loc) / scale."""
+
+    loc: float  # image units: the 0.1th percentile of the sampled finite pixels
+    scale: float  # image units: from that to the 99.9th percentile
+
+    def to_image(self, value: float, kind: str, gain: float = 1.0) -> float:
+        """Return a normalised value of a parameter of this `kind` in image units.
+
+        "spread": a std or a variance per unit of intensity; "level": an intensity; "offset": the
+        offset of image = gain * other + offset between two images normalised alike.
+        """
+        if kind == "offset":
+            return value * self.scale - (gain - 1.0) * self.loc
+        return value * self.scale + (self.loc if kind == "level" else 0.0)
+
+    def from_image(self, value: float, kind: str, gain: float = 1.0) -> float:
+        """Return a value in image units of a parameter of this `kind` as the normalised images see it."""
+        if kind == "offset":
+            return (value + (gain - 1.0) * self.loc) / self.scale
+        return (value - (self.loc if kind == "level" else 0.0)) / self.scale
+
+
+def as_2d_grey(image, *, name: str = "image"):
+    """Return `image` checked and as one grey plane (numpy or dask): float64 stays float64, anything else float32.
+
+    RGB(A) becomes luminance, with a warning. The pixels of a masked array under its mask become
+    NaN: unknown, as every non-finite pixel is.
+    """
+    if isinstance(image, np.ma.MaskedArray):
+        image = np.ma.getdata(image.astype(np.float64).filled(np.nan))
+    elif isinstance(image, np.ndarray) and type(image) is not np.ndarray:  # np.matrix and other subclasses
+        image = np.asarray(image)
+    if not hasattr(image, "ndim") or not hasattr(image, "dtype"):
+        image = np.asarray(image)
+    if is_dask(image) and any(np.isnan(c) for axis in image.chunks for c in axis):
+        raise ValueError(f"{name} is a dask array of unknown chunk sizes; call its compute_chunk_sizes() first")
+    check_2d(image, name=name)
+    if image.ndim == 3:
+        warnings.warn(
+            f"{name} has shape {tuple(image.shape)}: treated as RGB(A) and converted to luminance "
+            "(0.2126 R + 0.7152 G + 0.0722 B); alpha is ignored",
+            UserWarning,
+            stacklevel=3,
+        )
+    return to_grey(image)
+
+
+def to_grey(image):
+    """Return a 2-D or RGB(A) array (numpy or dask) as one grey plane, float64 if it is float64, else float32; no checks."""
+    dtype = np.float64 if np.dtype(image.dtype) == np.float64 else np.float32
+    if image.ndim == 3:
+        image = (image[..., :3].astype(dtype) * LUMA.astype(dtype)).sum(axis=-1)
+    return image if image.dtype == dtype else image.astype(dtype)
+
+
+def intensity_scale(grey, *, name: str = "image") -> IntensityScale:
+    """Return how to normalise `grey`, from the finite pixels of the regions the noise model samples.
+
+    Raises a ValueError for an image with no finite pixel, or constant, in those regions (a
+    large image is not read whole for this).
+    """
+    from .noise import SAMPLE, sample_origins
+
+    # the same regions whatever the array (numpy, or dask however chunked), so that both normalise alike
+    samples = [grey[y:y + SAMPLE, x:x + SAMPLE] for y, x in sample_origins(grey.shape)]
+    if not isinstance(grey, np.ndarray):
+        import dask
+
+        samples = dask.compute(*samples)
+    finite = np.concatenate([np.asarray(a)[np.isfinite(a)].ravel() for a in samples]).astype(np.float64)
+    if finite.size == 0:
+        raise ValueError(f"the {name} has no finite pixel (in the regions sampled): they are NaN or infinite")
+    lo, hi = (float(v) for v in np.percentile(finite, [0.1, 99.9]))
+    if hi <= lo:
+        lo, hi = float(finite.min()), float(finite.max())
+    if hi <= lo:
+        raise ValueError(f"the {name} is constant (in every region sampled): it holds no texture, so its blur "
+                         "cannot be measured")
+    return IntensityScale(lo, hi - lo)
+
+
+def normalised(grey, scale: IntensityScale):
+    """Return `grey` as float32 (value - loc) / scale (numpy or dask, lazily).
+
+    Computed in the grey plane's own precision (float32 unless the image was float64), in float64
+    where the factor 1 / scale lies beyond float32's range (intensities below 1e-38 or so).
+    """
+    dtype = grey.dtype.type
+    factor = 1.0 / scale.scale
+    if dtype is np.float32 and not (np.finfo(np.float32).tiny < factor < np.finfo(np.float32).max):
+        grey, dtype = grey.astype(np.float64), np.float64
+    out = (grey - dtype(scale.loc)) * dtype(factor)
+    return out if out.dtype == np.float32 else out.astype(np.float32)
 
 
 def to_float32(image):

@@ -8,8 +8,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import ndimage as ndi
 
-from ._validate import as_2d_float, is_dask, to_float32
-from .noise import SAMPLE, sample_origins
+from ._validate import IntensityScale, as_2d_grey, intensity_scale, is_dask, normalised, to_grey
 from .registry import Estimator, get
 
 __all__ = ["estimate", "estimate_tiles", "tile_count", "TileProgress", "lazy_maps"]
@@ -42,46 +41,60 @@ def plan_chunks(shape: tuple[int, int], requested: tuple[int, int], halo: int, a
 
 
 class Prepared(NamedTuple):
-    """An image ready for an estimator: float32 image, the estimator, its parameters, its other inputs."""
+    """An image ready for an estimator: the normalised float32 image, the estimator, its parameters, its other inputs.
+
+    `params` are what the estimator computes with (in the normalised image's units); `reported`
+    are the same in the image's own units, as a user gives and reads them.
+    """
 
     image: object
     estimator: Estimator
     params: dict
     inputs: dict
+    scale: IntensityScale
+    reported: dict
 
 
 def prepare(image, method: str | None = None, **params) -> Prepared:
-    """Check everything and fill image-wide parameters (noise, registration) once, before any chunk."""
+    """Check everything, normalise the image's intensities, and fill image-wide parameters once, before any chunk.
+
+    The image enters as (value - loc) / scale, loc and scale from the 0.1th and 99.9th percentiles
+    of its sampled pixels, so that every estimator sees the same numbers whatever the image's gain
+    and offset; other images a method needs are normalised with the same loc and scale. Parameters
+    in image units are converted to the normalised units and back (see Param.scaling).
+    """
     est = get(method)
     arrays = {name: params.pop(name, None) for name in est.inputs}
     checked = est.check(params)
-    img = as_2d_float(image)
+    grey = as_2d_grey(image)
+    scale = intensity_scale(grey)
+    img = normalised(grey, scale)
     for name, array in arrays.items():
         if array is None:
             raise TypeError(f"method {est.name!r} needs the image {name!r} (e.g. {name}=array)")
-        arrays[name] = as_2d_float(array, name=name)
-        if arrays[name].shape != img.shape:
-            raise ValueError(f"{name} has shape {arrays[name].shape}, the image {img.shape}; they must agree")
-    _refuse_constant(img)
+        other = as_2d_grey(array, name=name)
+        if other.shape != img.shape:
+            raise ValueError(f"{name} has shape {other.shape}, the image {img.shape}; they must agree")
+        arrays[name] = normalised(other, scale)
+    inner = _convert(est, checked, scale.from_image)
     if est.prepare is not None:
-        checked = est.prepare(img, checked, **arrays)
-    return Prepared(img, est, checked, arrays)
+        inner = est.prepare(img, inner, **arrays)
+    return Prepared(img, est, inner, arrays, scale, _convert(est, inner, scale.to_image))
 
 
-def _refuse_constant(img) -> None:
-    """Raise a ValueError for an image with no finite pixel or only one value (a dask image: in the noise samples)."""
-    if isinstance(img, np.ndarray):
-        finite = img[np.isfinite(img)]
-    else:  # a dask image is not read whole: the samples the noise model reads stand for it
-        import dask
-
-        samples = dask.compute(*[img[y:y + SAMPLE, x:x + SAMPLE] for y, x in sample_origins(img.shape)])
-        finite = np.concatenate([a[np.isfinite(a)] for a in samples])
-    if finite.size == 0:
-        raise ValueError("the image has no finite pixel: every pixel is NaN or infinite")
-    if finite.max() == finite.min():
-        where = "" if isinstance(img, np.ndarray) else " (in every sampled region)"
-        raise ValueError(f"the image is constant{where}: it holds no texture, so its blur cannot be measured")
+def _convert(est: Estimator, params: dict, how) -> dict:
+    """Return `params` with each value whose Param has a scaling converted by how(value, scaling[, gain])."""
+    out = dict(params)
+    for p in est.params:
+        if not p.scaling or out.get(p.name) is None:
+            continue
+        if p.scaling == "offset":  # image = gain * other + offset: the offset's conversion needs the gain
+            if out.get("gain") is None:
+                raise ValueError(f"give gain as well when you give {p.name} (in image units, it depends on the gain)")
+            out[p.name] = float(how(out[p.name], p.scaling, out["gain"]))
+        else:
+            out[p.name] = float(how(out[p.name], p.scaling))
+    return out
 
 
 def run_tile(est: Estimator, tile: np.ndarray, params: dict, inputs: dict | None = None
@@ -111,12 +124,13 @@ def run_tile(est: Estimator, tile: np.ndarray, params: dict, inputs: dict | None
     return np.where(near, np.nan, sigma).astype(np.float32), np.where(near, 0.0, conf).astype(np.float32)
 
 
-def _window_block(*, reader, shape: tuple[int, int], halo: int, method: str, params: dict,
+def _window_block(*, reader, shape: tuple[int, int], halo: int, method: str, params: dict, scale: IntensityScale,
                   block_info=None) -> np.ndarray:
     """Return one block's (h, w, 2) float32 sigma and confidence, its window and halo read straight from `reader`."""
     (y0, y1), (x0, x1) = block_info[None]["array-location"][:2]
     top, left = max(y0 - halo, 0), max(x0 - halo, 0)
-    tile = to_float32(np.asarray(reader[top:min(y1 + halo, shape[0]), left:min(x1 + halo, shape[1])]))
+    raw = np.asarray(reader[top:min(y1 + halo, shape[0]), left:min(x1 + halo, shape[1])])
+    tile = normalised(to_grey(raw), scale)  # as prepare() normalised the whole image
     sigma, conf = run_tile(get(method), tile, params)
     return np.stack([sigma[y0 - top:y1 - top, x0 - left:x1 - left], conf[y0 - top:y1 - top, x0 - left:x1 - left]],
                     axis=-1)
@@ -139,7 +153,7 @@ def _lazy(prep: Prepared, chunks: tuple[int, int] | None, reader=None):
     plan = plan_chunks(img.shape, requested, halo, est.align_for(params))
     if reader is not None and not prep.inputs:
         return da.map_blocks(_window_block, reader=reader, shape=img.shape, halo=halo, method=est.name,
-                             params=dict(params), chunks=plan + ((2,),), dtype=np.float32,
+                             params=dict(params), scale=prep.scale, chunks=plan + ((2,),), dtype=np.float32,
                              meta=np.empty((0, 0, 0), dtype=np.float32))
     names = list(prep.inputs)
     arrays = [img] + [da.asarray(prep.inputs[name]) for name in names]
@@ -191,7 +205,7 @@ def lazy_maps(image, method: str | None, chunks: tuple[int, int], *, reader=None
     ((200, 260, 2), (1, 2, 1), ['dark_level', 'fill_reach'])
     """
     prep = prepare(image, method, **params)
-    return _lazy(prep, chunks, reader), dict(prep.params)
+    return _lazy(prep, chunks, reader), dict(prep.reported)
 
 
 def estimate(image, method: str | None = None, *, return_confidence: bool = False,
@@ -351,4 +365,4 @@ def estimate_tiles(image, method: str | None = None, *, chunk: int = DEFAULT_CHU
             xs = slice(starts[1][j], starts[1][j + 1])
             sigma[ys, xs] = tile[..., 0]
             conf[ys, xs] = tile[..., 1]
-            yield TileProgress(i * nx + j + 1, ny * nx, sigma, conf, prep.params)
+            yield TileProgress(i * nx + j + 1, ny * nx, sigma, conf, prep.reported)

@@ -7,7 +7,7 @@ from scipy import ndimage as ndi
 
 from ._validate import as_2d_float
 
-__all__ = ["blur", "ladder"]
+__all__ = ["blur", "ladder", "ladder_reach"]
 
 _FIRST_LEVEL = 0.2  # px; below it a Gaussian is within 0.1% of the identity on a pixel grid
 RATIO = 1.2  # ladder step; interpolation error is < 0.5% of the image range (tests/test_forward.py)
@@ -40,6 +40,37 @@ def ladder(sigma_max: float, first: float = _FIRST_LEVEL, ratio: float = RATIO) 
     while levels[-1] < sigma_max:
         levels.append(levels[-1] * ratio)
     return np.asarray(levels)
+
+
+def ladder_reach(sigma_max: float) -> int:
+    """Return how far (px) a ladder_levels level up to `sigma_max` reaches: the radii of its cascade added up.
+
+    A level blurred directly reaches int(4 sigma + 0.5) px; one blurred from the level below
+    reaches as far as that one plus its own step's radius.
+
+    Parameters
+    ----------
+    sigma_max : float
+        px; the largest blur the ladder must reach.
+
+    Returns
+    -------
+    int
+        px.
+
+    Examples
+    --------
+    >>> ladder_reach(1.0), ladder_reach(6.0) > 4 * 6.0
+    (4, True)
+    """
+    levels = ladder(sigma_max)
+    reach = 0
+    for k in range(1, len(levels)):
+        if levels[k] <= CASCADE_FROM:
+            reach = int(4.0 * levels[k] + 0.5)
+        else:
+            reach += int(4.0 * np.sqrt(levels[k] ** 2 - levels[k - 1] ** 2) + 0.5)
+    return reach
 
 
 def ladder_levels(image: np.ndarray, levels: np.ndarray):

@@ -41,6 +41,11 @@ class Param:
         ``float`` or ``int``.
     nullable : bool
         Whether None is allowed; it then means "work it out from the image".
+    scaling : str
+        How the value follows the image's intensities, which the engine normalises where the image
+        enters: "" (it does not), "spread" (a std, or a variance per unit of intensity: divided by
+        the scale), "level" (an intensity: the offset taken away, then divided) or "offset" (of
+        image = gain * other + offset, the other image normalised alike; it needs the gain).
 
     Examples
     --------
@@ -61,6 +66,7 @@ class Param:
     doc: str = ""
     kind: type = float
     nullable: bool = False
+    scaling: str = ""
 
     def check(self, value: Any) -> Any:
         """Return `value` converted to this parameter's kind, or raise a ValueError or TypeError that names it."""

@@ -10,6 +10,10 @@ import numpy as np
 from scipy import ndimage as ndi
 
 BLOCK = 4  # px; the coarse grid's step, also the alignment the engine keeps for these estimators
+# a local variance below this is flat: the engine normalises intensities to about 0 .. 1, so this is a
+# std of 1e-4 of the image's range (under an 8-bit step), where ratios to the variance still keep
+# the running sums' rounding (about 1e-16) far below 1e-4 of their value
+FLAT_VARIANCE = 1e-8
 
 
 def block_mean(a: np.ndarray, dtype=np.float64) -> np.ndarray:
@@ -35,12 +39,21 @@ def box_size(px: float) -> int:
     return 2 * int(round(px / (2 * BLOCK))) + 1
 
 
+WEIGHT_EPS = 1e-9  # local mean weights (confidences squared, in [0, 1]) below this are rounding residues: none
+
+
 def weighted_mean(values: np.ndarray, weight: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Return (weighted local mean of `values`, local mean of `weight`) over a `size`-block triangle window."""
+    """Return (weighted local mean of `values`, local mean of `weight`) over a `size`-block triangle window.
+
+    The box filters keep running sums, whose rounding leaves residues of about 1e-16 where the
+    weight is truly 0; dividing by those would read noise as a mean (and differ from tile to tile),
+    so a mean weight below WEIGHT_EPS counts as none: mean 0, weight 0.
+    """
     den = box2(weight, size)
+    some = den > WEIGHT_EPS
     with np.errstate(divide="ignore", invalid="ignore"):
-        mean = np.where(den > 0, box2(weight * values, size) / den, 0.0)
-    return mean, den
+        mean = np.where(some, box2(weight * values, size) / den, 0.0)
+    return mean, np.where(some, den, 0.0)
 
 
 def upsample(coarse: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

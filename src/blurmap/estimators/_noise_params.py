@@ -14,15 +14,16 @@ from ..registry import Param
 # signal-dependent noise: variance noise**2 + shot_noise * (intensity - dark_level)
 NOISE_MODEL = (
     Param("noise", None, 0.0, None, "image units",
-          "std of signal-independent noise; None estimates it from the image, 0 means none", nullable=True),
+          "std of signal-independent noise; None estimates it from the image, 0 means none", nullable=True,
+          scaling="spread"),
     Param("shot_noise", None, 0.0, None, "image units",
           "shot-noise variance per unit of intensity above dark_level; None estimates it, 0 means none",
-          nullable=True),
+          nullable=True, scaling="spread"),
     Param("dark_level", None, None, None, "image units", "intensity at which shot noise vanishes; None estimates it",
-          nullable=True),
+          nullable=True, scaling="level"),
 )
 WHITE_NOISE = Param("noise", None, 0.0, None, "image units", "noise std, for the confidence; None estimates it",
-                    nullable=True)
+                    nullable=True, scaling="spread")
 _NOISE_NAMES = tuple(p.name for p in NOISE_MODEL)
 
 

@@ -8,6 +8,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..registry import Estimator, Param, register
+from ._grid import FLAT_VARIANCE
 from ._noise_params import WHITE_NOISE, prepare_white_noise
 
 __all__ = ["difference", "halo", "ESTIMATOR"]
@@ -16,7 +17,8 @@ __all__ = ["difference", "halo", "ESTIMATOR"]
 def halo(params: Mapping) -> int:
     """Return the context (px) each side of a tile: re-blur, contrast window and diffusion reach.
 
-    Each Perona-Malik step reaches one pixel further; the re-blur is cut at 4 std.
+    The detail's box mean reaches the re-blur (cut at 4 std) plus the box; the local variance, the
+    box about the box's mean (twice the radius); each Perona-Malik step one pixel further.
 
     Parameters
     ----------
@@ -31,10 +33,12 @@ def halo(params: Mapping) -> int:
     Examples
     --------
     >>> halo({"reblur_sigma": 2.0, "contrast_radius": 16.0, "iterations": 20})
-    46
+    53
     """
-    return (int(4.0 * params["reblur_sigma"] + 0.5) + 1 + int(params["contrast_radius"])
-            + params["iterations"] + 1)
+    radius = int(params["contrast_radius"])
+    # the detail's box mean reaches the re-blur plus the box; the variance, the box about the box's mean
+    score = max(int(4.0 * params["reblur_sigma"] + 0.5) + 1 + radius, 2 * radius)
+    return score + params["iterations"] + 1
 
 
 def perona_malik(a: np.ndarray, iterations: int, kappa: float, step: float = 0.2) -> np.ndarray:
@@ -99,9 +103,9 @@ def difference(image: np.ndarray, *, reblur_sigma: float, contrast_radius: float
     size = 2 * int(contrast_radius) + 1
     mean = ndi.uniform_filter(img, size, mode="reflect")
     # squared deviation from the local mean, smoothed: E[x**2] - E[x]**2 cancels catastrophically
-    # under a large offset; a floor of 1e-6 of the local intensity marks exactly flat areas
+    # under a large offset; below a floor of 1e-6 of the local intensity, or FLAT_VARIANCE, an area is flat
     var = ndi.uniform_filter((img - mean) ** 2, size, mode="reflect")
-    textured = var > (1e-6 * np.abs(mean)) ** 2 + 1e-300
+    textured = var > (1e-6 * np.abs(mean)) ** 2 + FLAT_VARIANCE
     local_detail = ndi.uniform_filter(detail, size, mode="reflect")
     with np.errstate(divide="ignore", invalid="ignore"):
         score = np.where(textured, local_detail / np.sqrt(var), np.nan)

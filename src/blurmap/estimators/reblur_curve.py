@@ -8,7 +8,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..registry import Estimator, Param, register
-from ._grid import expand_cells
+from ._grid import FLAT_VARIANCE, expand_cells
 from ._noise_params import WHITE_NOISE, prepare_white_noise
 
 __all__ = ["reblur_curve", "halo", "ESTIMATOR"]
@@ -55,7 +55,7 @@ def error_curves(image: np.ndarray, patch_size: int, reblur_max: int) -> tuple[n
     """
     img = np.asarray(image, dtype=np.float64)
     var, mean = patch_variance(img, patch_size)
-    textured = var > (1e-6 * np.abs(mean)) ** 2 + 1e-300
+    textured = var > (1e-6 * np.abs(mean)) ** 2 + FLAT_VARIANCE
     curves = np.empty((reblur_max,) + var.shape)
     for k, r in enumerate(range(1, reblur_max + 1)):
         diff = img - ndi.gaussian_filter(img, float(r), mode="reflect", truncate=_TRUNCATE)

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..forward import blur, blur_many, ladder, ladder_levels
+from ..forward import blur, blur_many, ladder, ladder_levels, ladder_reach
 from ..noise import estimate_noise
 from ..registry import Estimator, Param, register
 from ._grid import BLOCK, block_mean, box2, box_size, upsample, weighted_mean
@@ -215,10 +215,10 @@ def halo(params: Mapping) -> int:
     Examples
     --------
     >>> halo({"fit_window": 8.0, "sigma_max": 6.0, "smoothness": 1.0, "fill_reach": 32.0})
-    156
+    204
     """
     size = box_size(params["fit_window"])
-    full_res = int(4.0 * params["sigma_max"] + 0.5) + int(MAX_SHIFT) + 4  # blur ladder, shift, spline
+    full_res = ladder_reach(params["sigma_max"]) + int(MAX_SHIFT) + 4  # blur ladder, shift, spline
     reach = 2 * (size // 2)
     coarse = -(-full_res // BLOCK) + 2 * (size // 2) + reach + 1  # pooling, adaptive reach, interp
     coarse += 2 * reach + 2  # jumps: detection, dilation, second adaptive pass, neighbour candidates
@@ -356,7 +356,7 @@ def _sharpen_jumps(full: np.ndarray, coarse: np.ndarray, jump: np.ndarray, image
         return full
     mask = np.kron(jump, np.ones((BLOCK, BLOCK), dtype=bool))[:full.shape[0], :full.shape[1]]
     rows, cols = np.nonzero(mask)
-    margin = int(4 * np.nanmax(coarse)) + 2
+    margin = ladder_reach(float(np.nanmax(coarse))) + 2  # the box's borders are reflected: beyond the ladder's reach
     y0, y1 = max(rows.min() - margin, 0), min(rows.max() + margin + 1, full.shape[0])
     x0, x1 = max(cols.min() - margin, 0), min(cols.max() + margin + 1, full.shape[1])
     box = (slice(y0, y1), slice(x0, x1))
@@ -385,6 +385,14 @@ def _sharpen_jumps(full: np.ndarray, coarse: np.ndarray, jump: np.ndarray, image
     return out
 
 
+def _finite_or_mean(a: np.ndarray, name: str) -> np.ndarray:
+    """Return the crop `a` with its non-finite pixels set to the mean of the others (for registration and gain)."""
+    bad = ~np.isfinite(a)
+    if bad.all():
+        raise ValueError(f"the {name}'s central {CROP} px hold no finite pixel: registration needs them")
+    return np.where(bad, np.mean(a[~bad]), a).astype(np.float32) if bad.any() else a
+
+
 def _prepare(image, params: dict, reference) -> dict:
     """Register the reference, fit gain and offset, estimate noise: once per image, on a central crop."""
     params = dict(params)
@@ -393,6 +401,9 @@ def _prepare(image, params: dict, reference) -> dict:
     if not isinstance(img, np.ndarray) or not isinstance(ref, np.ndarray):
         import dask
         img, ref = (np.asarray(a) for a in dask.compute(img, ref))
+    if params["sigma_min"] > params["sigma_max"]:
+        raise ValueError(f"sigma_min ({params['sigma_min']} px) must not exceed sigma_max ({params['sigma_max']} px)")
+    img, ref = _finite_or_mean(img, "image"), _finite_or_mean(ref, "reference")
     auto = [k for k in ("shift_y", "shift_x", "gain", "offset") if params[k] is None]
     if params["shift_y"] is None or params["shift_x"] is None:
         (dy, dx), corr = register_shift(ref, img)
@@ -435,7 +446,8 @@ ESTIMATOR = register(Estimator(
         Param("shift_x", None, -MAX_SHIFT, MAX_SHIFT, "px", "reference shift in columns; None registers",
               nullable=True),
         Param("gain", None, None, None, "", "image = gain * reference + offset; None fits it", nullable=True),
-        Param("offset", None, None, None, "image units", "None fits it", nullable=True),
+        Param("offset", None, None, None, "image units", "None fits it; give gain with it", nullable=True,
+              scaling="offset"),
         WHITE_NOISE,
     ),
     halo_formula=halo,
