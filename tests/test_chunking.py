@@ -1,0 +1,59 @@
+"""Chunked equals whole: every estimator, over its parameters at their bounds, ragged and non-square chunks."""
+
+import dask.array as da
+import numpy as np
+import pytest
+
+from blurmap import blur, estimate, estimators, synthetic
+
+SHAPE = (300, 420)
+TEXTURE = blur(synthetic.dead_leaves(SHAPE, seed=5), synthetic.ramp(SHAPE, 0.5, 3.0))
+WHITE = np.random.default_rng(0).random(SHAPE).astype(np.float32)
+SHARP = synthetic.dead_leaves(SHAPE, seed=6)
+BLURRED = blur(SHARP, synthetic.ramp(SHAPE, 0.5, 3.0))
+
+
+def _grid():
+    """Yield (method, params): the defaults, then each numeric parameter at its bounds (upper ones capped)."""
+    for name, est in estimators().items():
+        yield name, {}
+        for p in est.params:
+            if p.default is None:
+                continue
+            values = {p.minimum, p.maximum if p.maximum is None or p.maximum <= 4 * p.default else 4 * p.default}
+            for value in sorted(v for v in values if v is not None and v != p.default):
+                yield name, {p.name: p.kind(value)}
+
+
+KNEE_FLIP = pytest.mark.xfail(strict=True, reason=(
+    "reblur_curve's knee is undefined where an error curve is straight: there rounding at the 1e-7 level "
+    "decides between a crossing and none (2 cells of this image at 16 px patches)"))
+
+
+def _cases():
+    for method, params in _grid():
+        for image in ("texture", "white noise"):
+            flip = (method, params, image) == ("reblur_curve", {"patch_size": 16}, "texture")
+            yield pytest.param(method, params, image, marks=[KNEE_FLIP] if flip else [],
+                               id=f"{method}-{params}-{image}")
+
+
+@pytest.mark.parametrize("method, params, image", list(_cases()))
+def test_chunked_equals_whole(method, params, image):
+    est = estimators()[method]
+    if "reference" in est.inputs:
+        if image == "white noise":
+            pytest.skip("the reference method needs the blurred image of its reference")
+        img, extra = BLURRED, {"reference": SHARP}
+    else:
+        img, extra = (TEXTURE if image == "texture" else WHITE), {}
+    halo = est.halo_for(est.check(params))
+    chunks = (2 * halo + 12, 2 * halo + 28)  # ragged (the last chunk shorter) and not square
+    if chunks[0] >= SHAPE[0] and chunks[1] >= SHAPE[1]:
+        pytest.skip(f"the halo ({halo} px) leaves one chunk")
+    whole = estimate(img, method, **params, **extra)
+    lazy_extra = {k: da.from_array(v, chunks=chunks) for k, v in extra.items()}
+    lazy = estimate(da.from_array(img, chunks=chunks), method, **params, **lazy_extra).compute()
+    tol = 0.05 if method == "reference" else 1e-4  # reference: its smoothness prior's fixed sweeps
+    inner = (slice(16, -16), slice(16, -16)) if method == "reference" else (slice(None), slice(None))
+    np.testing.assert_allclose(lazy[inner], whole[inner], atol=tol, rtol=0, equal_nan=True)
