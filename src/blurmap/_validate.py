@@ -71,20 +71,15 @@ class IntensityScale(NamedTuple):
     loc: float  # image units: the 0.1th percentile of the sampled finite pixels
     scale: float  # image units: from that to the 99.9th percentile
 
-    def to_image(self, value: float, kind: str, gain: float = 1.0) -> float:
+    def to_image(self, value: float, kind: str) -> float:
         """Return a normalised value of a parameter of this `kind` in image units.
 
-        "spread": a std or a variance per unit of intensity; "level": an intensity; "offset": the
-        offset of image = gain * other + offset between two images normalised alike.
+        "spread": a std, or a variance per unit of intensity; "level": an intensity.
         """
-        if kind == "offset":
-            return value * self.scale - (gain - 1.0) * self.loc
         return value * self.scale + (self.loc if kind == "level" else 0.0)
 
-    def from_image(self, value: float, kind: str, gain: float = 1.0) -> float:
-        """Return a value in image units of a parameter of this `kind` as the normalised images see it."""
-        if kind == "offset":
-            return (value + (gain - 1.0) * self.loc) / self.scale
+    def from_image(self, value: float, kind: str) -> float:
+        """Return a value in image units of a parameter of this `kind` as the normalised image sees it."""
         return (value - (self.loc if kind == "level" else 0.0)) / self.scale
 
 

@@ -56,9 +56,33 @@ def _write_maps(outdir: Path, est, image: np.ndarray, sigma: np.ndarray, confide
         _write_atomic(outdir / f"profile_{est.name}.png", lambda tmp: figures.profile_png(tmp, prof, fit, est.units))
 
 
-def demo(outdir: Path, method: str | None, shape: tuple[int, int], seed: int) -> dict:
+def outputs(outdir: Path, method: str, *extra: str) -> list[Path]:
+    """Return the files `profile` and `demo` write for `method` into `outdir` (extra names first)."""
+    return [outdir / name for name in extra] + [
+        outdir / f"{kind}_{method}.{suffix}" for kind, suffix in
+        (("sigma", "tif"), ("confidence", "tif"), ("overlay", "png"), ("profile", "png"), ("summary", "json"))]
+
+
+def check_outputs(files: list[Path], overwrite: bool, inputs: tuple[Path, ...] = ()) -> None:
+    """Refuse, before anything is written, to write over an input, into a folder that is a file, or over results."""
+    outdir = files[0].parent
+    if outdir.exists() and not outdir.is_dir():
+        raise NotADirectoryError(f"{outdir} is a file, not a folder: choose another output folder")
+    for path in files:
+        if any(path.resolve() == source.resolve() for source in inputs):
+            raise ValueError(f"{path} is the input itself: write the results into another folder")
+    existing = [p.name for p in files if p.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{outdir} holds results already ({', '.join(existing)}); pass --overwrite to "
+                              "replace them")
+
+
+def demo(outdir: Path, method: str | None, shape: tuple[int, int], seed: int, overwrite: bool = False) -> dict:
     """Run the main job on the generated sample; write TIFFs, a PNG and a JSON summary; return it."""
     est = get(method)
+    if seed < 0:
+        raise ValueError(f"--seed must be 0 or more, not {seed}")
+    check_outputs(outputs(outdir, est.name, "micrograph.tif", "sigma_true.tif"), overwrite)
     outdir.mkdir(parents=True, exist_ok=True)
     image, truth = sem_sample(shape, seed=seed)
     start = time.perf_counter()
@@ -96,12 +120,17 @@ def demo(outdir: Path, method: str | None, shape: tuple[int, int], seed: int) ->
 
 def read_image(path: Path) -> np.ndarray:
     """Return the pixels of a TIFF, PNG or JPEG file (whole, in memory), or raise a clear error."""
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder, not an image file (for a Zarr store, use blurmap estimate)")
     if not path.is_file():
         raise FileNotFoundError(f"no such image file: {path}")
     if path.suffix.lower() in (".tif", ".tiff"):
         import tifffile
 
-        return tifffile.imread(path)
+        try:
+            return tifffile.imread(path)
+        except Exception as err:  # tifffile raises many kinds for a damaged file
+            raise ValueError(f"cannot read {path} as a TIFF ({type(err).__name__}: {err}); is it whole?") from None
     return read_pixels(path)
 
 
@@ -122,9 +151,14 @@ def parse_params(pairs: list[str]) -> dict:
     return out
 
 
-def profile_image(path: Path, outdir: Path, method: str | None, params: dict) -> dict:
-    """Estimate a user's image; write the map, overlay, focal profile PNG and JSON; return the summary."""
+def profile_image(path: Path, outdir: Path, method: str | None, params: dict, overwrite: bool = False) -> dict:
+    """Estimate a user's image; write the map, overlay, focal profile PNG and JSON; return the summary.
+
+    Nothing is written over the input, over earlier results (unless `overwrite`), or before the
+    image and the parameters are checked.
+    """
     est = get_blind(method)
+    check_outputs(outputs(outdir, est.name), overwrite, inputs=(path,))
     image = as_2d_float(read_image(path))  # grey float32; RGB becomes luminance with a warning
     start = time.perf_counter()
     sigma, confidence = estimate(image, est.name, return_confidence=True, **params)  # checks before writing
@@ -274,6 +308,17 @@ def local_cluster(workers: int):
         return LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None)
 
 
+class Terminated(Exception):
+    """SIGTERM, raised in the main thread so that a run cleans up as on Ctrl-C."""
+
+
+STOPS = {KeyboardInterrupt: ("interrupted", 130), Terminated: ("terminated", 143)}  # what to say, exit status
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
 def _estimate_command(args) -> int:
     """Run `blurmap estimate`; print one summary line; return the exit status."""
     from .io.stream import estimate_file
@@ -294,12 +339,18 @@ def _estimate_command(args) -> int:
     except (ValueError, TypeError, FileNotFoundError, FileExistsError, OSError) as err:
         print(f"blurmap estimate: {err}", file=sys.stderr)
         return 2
+    except (KeyboardInterrupt, Terminated) as stop:
+        what, status = STOPS[type(stop)]
+        print(f"\nblurmap estimate: {what}; nothing was written under {args.output}", file=sys.stderr)
+        return status
     finally:
         if client is not None:
             cluster = client.cluster
             client.close()
             if cluster is not None:
                 cluster.close()
+    for path in done["removed_leftovers"]:
+        print(f"blurmap estimate: removed {path}, left by a run that was killed")
     h, w = done["shape"]
     print(f"blurmap estimate: {done['method']} on {args.input} ({h} x {w} px, {done['chunks']} chunks) in "
           f"{done['seconds']:.1f} s, {done['megapixels_per_second']:.2f} MP/s; wrote {args.output} "
@@ -334,7 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     blind = sorted(name for name, est in estimators().items() if not est.inputs)  # the sample has no reference
     p_demo.add_argument("--method", default=DEFAULT, choices=blind)
     p_demo.add_argument("--size", type=_shape, default=(768, 1024), help="HxW in px (default 768x1024)")
-    p_demo.add_argument("--seed", type=int, default=0)
+    p_demo.add_argument("--seed", type=int, default=0, help="random seed of the sample (0 or more; default 0)")
+    p_demo.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in OUTDIR")
     p_prof = sub.add_parser("profile", help="estimate a TIFF, PNG or JPEG image in memory; map, focal line, "
                                            "profile PNG and JSON")
     p_prof.add_argument("image", type=Path)
@@ -342,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     p_prof.add_argument("--method", default=DEFAULT, choices=blind)
     p_prof.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                         help="an estimator parameter (repeatable); 'none' lets it be estimated")
+    p_prof.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in OUTDIR")
     p_est = sub.add_parser("estimate", help="write the sigma map of an image of any size (TIFF, Zarr, OME-Zarr, "
                                             "PNG, JPEG) to OME-Zarr or TIFF, chunk by chunk")
     p_est.add_argument("input", type=Path)
@@ -358,21 +411,39 @@ def main(argv: list[str] | None = None) -> int:
                        help="draw a progress bar (default: only on a terminal)")
     sub.add_parser("methods", help="list the registered estimators as a Markdown table")
     args = parser.parse_args(argv)
+    import signal
+    import threading
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if main_thread else None
+    try:
+        return _run(args)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args) -> int:
+    """Run the parsed command; return the exit status."""
     if args.command == "estimate":
         return _estimate_command(args)
     if args.command == "methods":
         print(methods_table())
         return 0
-    if args.command == "profile":
-        try:
-            summary = profile_image(args.image, args.outdir, args.method, parse_params(args.param))
-        except (ValueError, TypeError, FileNotFoundError) as err:
-            print(f"blurmap profile: {err}", file=sys.stderr)
-            return 2
-        _print_profile(summary, args.outdir)
-        return 0
-    summary = demo(args.outdir, args.method, args.size, args.seed)
-    _print_summary(summary, args.outdir)
+    try:
+        if args.command == "profile":
+            summary = profile_image(args.image, args.outdir, args.method, parse_params(args.param), args.overwrite)
+        else:
+            summary = demo(args.outdir, args.method, args.size, args.seed, args.overwrite)
+    except (ValueError, TypeError, OSError) as err:  # OSError: a read-only folder, a full disk, a file for a folder
+        print(f"blurmap {args.command}: {err}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, Terminated) as stop:
+        what, status = STOPS[type(stop)]
+        print(f"\nblurmap {args.command}: {what}; the files written so far are whole, the others absent",
+              file=sys.stderr)
+        return status
+    (_print_profile if args.command == "profile" else _print_summary)(summary, args.outdir)
     return 0
 
 

@@ -30,6 +30,16 @@ def _axis_chunks(n: int, size: int, halo: int) -> tuple[int, ...]:
     return tuple(sizes)
 
 
+def as_chunks(chunks) -> tuple[int, int] | None:
+    """Return `chunks` (None, one int for both axes, or a pair) as a pair of positive ints, or raise a clear error."""
+    if chunks is None:
+        return None
+    pair = (chunks, chunks) if isinstance(chunks, (int, np.integer)) else tuple(chunks)
+    if len(pair) != 2 or not all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) and c > 0 for c in pair):
+        raise ValueError(f"chunks must be a positive whole number of px, or a pair of them, not {chunks!r}")
+    return int(pair[0]), int(pair[1])
+
+
 def plan_chunks(shape: tuple[int, int], requested: tuple[int, int], halo: int, align: int):
     """Return chunks the engine can use: at least twice the halo, on the estimator's grid of `align` px."""
     out = []
@@ -69,31 +79,53 @@ def prepare(image, method: str | None = None, **params) -> Prepared:
     grey = as_2d_grey(image)
     scale = intensity_scale(grey)
     img = normalised(grey, scale)
+    other_scale = None
     for name, array in arrays.items():
         if array is None:
             raise TypeError(f"method {est.name!r} needs the image {name!r} (e.g. {name}=array)")
         other = as_2d_grey(array, name=name)
         if other.shape != img.shape:
             raise ValueError(f"{name} has shape {other.shape}, the image {img.shape}; they must agree")
-        arrays[name] = normalised(other, scale)
-    inner = _convert(est, checked, scale.from_image)
+        other_scale = intensity_scale(other, name=name)
+        arrays[name] = normalised(other, other_scale)
+    inner = _to_normalised(est, checked, scale, other_scale)
     if est.prepare is not None:
         inner = est.prepare(img, inner, **arrays)
-    return Prepared(img, est, inner, arrays, scale, _convert(est, inner, scale.to_image))
+    return Prepared(img, est, inner, arrays, scale, _to_image(est, inner, scale, other_scale))
 
 
-def _convert(est: Estimator, params: dict, how) -> dict:
-    """Return `params` with each value whose Param has a scaling converted by how(value, scaling[, gain])."""
+def _to_normalised(est: Estimator, params: dict, scale: IntensityScale, other: IntensityScale | None) -> dict:
+    """Return `params` (image units) as the normalised images see them (see Param.scaling)."""
     out = dict(params)
     for p in est.params:
-        if not p.scaling or out.get(p.name) is None:
+        value = out.get(p.name)
+        if not p.scaling or value is None:
             continue
-        if p.scaling == "offset":  # image = gain * other + offset: the offset's conversion needs the gain
-            if out.get("gain") is None:
+        if p.scaling == "gain":  # image = gain * other + offset, both normalised by their own loc and scale
+            out[p.name] = float(value * other.scale / scale.scale)
+        elif p.scaling == "offset":
+            if params.get("gain") is None:
                 raise ValueError(f"give gain as well when you give {p.name} (in image units, it depends on the gain)")
-            out[p.name] = float(how(out[p.name], p.scaling, out["gain"]))
+            out[p.name] = float((value + params["gain"] * other.loc - scale.loc) / scale.scale)
         else:
-            out[p.name] = float(how(out[p.name], p.scaling))
+            out[p.name] = float(scale.from_image(value, p.scaling))
+    return out
+
+
+def _to_image(est: Estimator, params: dict, scale: IntensityScale, other: IntensityScale | None) -> dict:
+    """Return normalised `params` in image units: the inverse of _to_normalised."""
+    out = dict(params)
+    for p in est.params:
+        value = out.get(p.name)
+        if not p.scaling or value is None:
+            continue
+        if p.scaling == "gain":
+            out[p.name] = float(value * scale.scale / other.scale)
+        elif p.scaling == "offset":
+            gain = params["gain"] * scale.scale / other.scale
+            out[p.name] = float(value * scale.scale + scale.loc - gain * other.loc)
+        else:
+            out[p.name] = float(scale.to_image(value, p.scaling))
     return out
 
 
@@ -205,7 +237,7 @@ def lazy_maps(image, method: str | None, chunks: tuple[int, int], *, reader=None
     ((200, 260, 2), (1, 2, 1), ['dark_level', 'fill_reach'])
     """
     prep = prepare(image, method, **params)
-    return _lazy(prep, chunks, reader), dict(prep.reported)
+    return _lazy(prep, as_chunks(chunks), reader), dict(prep.reported)
 
 
 def estimate(image, method: str | None = None, *, return_confidence: bool = False,
@@ -257,6 +289,7 @@ def estimate(image, method: str | None = None, *, return_confidence: bool = Fals
     >>> bool(np.nanmedian(sigma[:, :32]) < np.nanmedian(sigma[:, -32:]))
     True
     """
+    chunks = as_chunks(chunks)
     prep = prepare(image, method, **params)
     if is_dask(prep.image) or any(is_dask(a) for a in prep.inputs.values()):
         out = _lazy(prep, chunks)

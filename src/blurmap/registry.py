@@ -44,8 +44,9 @@ class Param:
     scaling : str
         How the value follows the image's intensities, which the engine normalises where the image
         enters: "" (it does not), "spread" (a std, or a variance per unit of intensity: divided by
-        the scale), "level" (an intensity: the offset taken away, then divided) or "offset" (of
-        image = gain * other + offset, the other image normalised alike; it needs the gain).
+        the scale), "level" (an intensity: the offset taken away, then divided), or "gain" and
+        "offset" (of image = gain * other + offset, each image normalised by its own loc and scale;
+        an offset needs its gain).
 
     Examples
     --------

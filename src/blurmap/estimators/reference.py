@@ -91,7 +91,7 @@ def refine(reference: np.ndarray, image: np.ndarray, shift: tuple[float, float],
         sigma, cost = _fit_and_cost(image, ref, gain, offset, **fit_params)
         known = np.isfinite(sigma)
         if not known.any():
-            raise ValueError("the reference and the image hold no texture in common: blur cannot be fitted")
+            raise ValueError(_why_no_fit(image, ref, gain))
         model = blur(ref, np.where(known, sigma, np.nanmedian(sigma))).astype(np.float64)
         dy_model = np.gradient(model, axis=0)
         dx_model = np.gradient(model, axis=1)
@@ -385,6 +385,18 @@ def _sharpen_jumps(full: np.ndarray, coarse: np.ndarray, jump: np.ndarray, image
     return out
 
 
+def _why_no_fit(image: np.ndarray, reference: np.ndarray, gain: float) -> str:
+    """Return why no window's blur could be fitted: the image as sharp as the reference, or no texture in common."""
+    def energy(a: np.ndarray) -> float:
+        gy, gx = np.gradient(a.astype(np.float64))
+        return float(np.mean(gy * gy + gx * gx))
+
+    if energy(image) >= 0.9 * gain * gain * energy(reference) > 0:
+        return ("the image is as sharp as the reference, or sharper: it is no blurred copy of it (are the image and "
+                "the reference swapped, or the same image?)")
+    return "the reference and the image hold no texture in common: blur cannot be fitted"
+
+
 def _finite_or_mean(a: np.ndarray, name: str) -> np.ndarray:
     """Return the crop `a` with its non-finite pixels set to the mean of the others (for registration and gain)."""
     bad = ~np.isfinite(a)
@@ -403,6 +415,11 @@ def _prepare(image, params: dict, reference) -> dict:
         img, ref = (np.asarray(a) for a in dask.compute(img, ref))
     if params["sigma_min"] > params["sigma_max"]:
         raise ValueError(f"sigma_min ({params['sigma_min']} px) must not exceed sigma_max ({params['sigma_max']} px)")
+    if params["gain"] is not None and params["gain"] == 0:
+        raise ValueError("gain 0 would make the model image flat: give the gain that maps the reference onto the image")
+    if params["offset"] is not None and abs(params["offset"]) > 1e6:  # normalised units: the image spans about 1
+        raise ValueError(f"the offset lies {abs(params['offset']):.3g} times the image's range away from it: "
+                         "give one in the image's units that maps the reference onto it")
     img, ref = _finite_or_mean(img, "image"), _finite_or_mean(ref, "reference")
     auto = [k for k in ("shift_y", "shift_x", "gain", "offset") if params[k] is None]
     if params["shift_y"] is None or params["shift_x"] is None:
@@ -445,7 +462,8 @@ ESTIMATOR = register(Estimator(
         Param("shift_y", None, -MAX_SHIFT, MAX_SHIFT, "px", "reference shift in rows; None registers", nullable=True),
         Param("shift_x", None, -MAX_SHIFT, MAX_SHIFT, "px", "reference shift in columns; None registers",
               nullable=True),
-        Param("gain", None, None, None, "", "image = gain * reference + offset; None fits it", nullable=True),
+        Param("gain", None, None, None, "", "image = gain * reference + offset; None fits it", nullable=True,
+              scaling="gain"),
         Param("offset", None, None, None, "image units", "None fits it; give gain with it", nullable=True,
               scaling="offset"),
         WHITE_NOISE,

@@ -249,4 +249,7 @@ def ome_multiscales(name: str, n_levels: int, scale: tuple[float, float], unit: 
 
 def describe(meta: dict) -> str:
     """Return `meta` as the JSON text stored beside a map (TIFF description or Zarr attributes)."""
-    return json.dumps(meta, sort_keys=True)
+    try:
+        return json.dumps(meta, sort_keys=True, allow_nan=False)
+    except ValueError:  # a NaN or infinite parameter would make the metadata invalid JSON
+        raise ValueError(f"the map's metadata holds a value JSON cannot carry (NaN or infinite): {meta}") from None

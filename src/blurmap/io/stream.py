@@ -170,16 +170,95 @@ def _settle(client, futures: list, name: str, timeout: float = 600.0) -> None:
 
 
 def check_paths(source: Path, output: Path, overwrite: bool) -> None:
-    """Refuse to write over the input, into it, or over an existing output without `overwrite`."""
+    """Refuse to write over the input, into it, onto a link, or over an existing file that is not a blurmap output.
+
+    An existing output is replaced only with `overwrite`, and only if blurmap wrote it (its
+    metadata says so): a user's own folder or TIFF of that name is never deleted.
+    """
     src, out = source.resolve(), output.resolve()
     if out == src or src in out.parents or out in src.parents:
         raise ValueError(f"the output {output} would overwrite or sit inside the input {source}; choose another path")
-    if output.exists() and not overwrite:
-        raise FileExistsError(f"{output} exists; pass --overwrite to replace it")
-    if not output.parent.is_dir():
-        raise FileNotFoundError(f"the output's folder {output.parent} does not exist")
     if output.suffix.lower() not in io.TIFF_SUFFIXES + (".zarr",):
         raise ValueError(f"the output must end in .zarr (OME-Zarr) or .tif/.tiff, not {output.name!r}")
+    if output.is_symlink():
+        raise ValueError(f"the output {output} is a symbolic link; give the path it stands for")
+    if output.exists() and not overwrite:
+        raise FileExistsError(f"{output} exists; pass --overwrite to replace it")
+    if output.exists() and not is_blurmap_output(output):
+        raise FileExistsError(f"{output} exists and is not a map blurmap wrote; it will not be replaced, even with "
+                              "--overwrite: choose another name")
+    if not output.parent.is_dir():
+        raise FileNotFoundError(f"the output's folder {output.parent} does not exist")
+
+
+def is_blurmap_output(path: Path) -> bool:
+    """Return whether `path` is a map blurmap wrote: an OME-Zarr with blurmap's attributes, or a TIFF with its description."""
+    import json
+
+    try:
+        if path.is_dir():
+            import zarr
+
+            return "blurmap" in dict(zarr.open_group(str(path), mode="r").attrs)
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            return "blurmap_version" in json.loads(tif.pages[0].description or "{}")
+    except Exception:  # not Zarr, not a TIFF, no JSON: not ours
+        return False
+
+
+def _pid_alive(pid: int) -> bool:
+    """Return whether a process `pid` runs on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it runs, as another user
+        return True
+    return True
+
+
+def _owner(path: Path) -> int | None:
+    """Return the PID a partial output or lock names (".NAME.partial-PID...", or the lock's text), or None."""
+    try:
+        text = path.read_text().strip() if path.is_file() and path.name.endswith(".lock") else path.name
+        return int(text.rsplit("-", 1)[-1].split(".")[0]) if not text.isdigit() else int(text)
+    except (ValueError, OSError):
+        return None
+
+
+def remove_leftovers(output: Path) -> list[Path]:
+    """Remove what runs that were killed left beside `output` (partial outputs, old copies, locks); return them.
+
+    Only leftovers whose process no longer runs are removed: a run still going keeps its own.
+    """
+    removed = []
+    for pattern in (f".{output.name}.partial-*", f".{output.name}.old-*", f".{output.name}.lock"):
+        for path in output.parent.glob(pattern):
+            pid = _owner(path)
+            if pid is not None and not _pid_alive(pid):
+                _remove(path)
+                removed.append(path)
+    return removed
+
+
+def claim(output: Path) -> Path:
+    """Claim `output` for this process with a lock file beside it (created atomically); return the lock.
+
+    Raises FileExistsError when another running blurmap process holds it: two runs never write the
+    same output, and the later one says so instead of replacing the earlier one's.
+    """
+    lock = output.with_name(f".{output.name}.lock")
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        pid = _owner(lock)
+        raise FileExistsError(f"another blurmap run (pid {pid}) is writing {output}; wait for it, or choose "
+                              "another name") from None
+    with os.fdopen(fd, "w") as f:
+        f.write(str(os.getpid()))
+    return lock
 
 
 def _move_into_place(tmp: Path, output: Path) -> None:
@@ -267,9 +346,11 @@ def estimate_file(source: Path, output: Path, method: str | None = None, params:
                   progress: Callable | bool | None = None) -> dict:
     """Write the sigma map of a (large) image file to OME-Zarr or TIFF, chunk by chunk; return what was done.
 
-    Written under a hidden temporary name beside `output` and moved into place when whole: a killed
-    run leaves no file under the final name, only a stale hidden one (`.NAME.partial-PID`) that no
-    later run reuses or removes; it is not resumed.
+    Written under a hidden temporary name beside `output` (`.NAME.partial-PID`) and moved into place
+    when whole, so no file stands under the final name that is not whole; `output` is claimed first
+    with a lock file (`.NAME.lock`), so a second run writing the same output refuses. What a killed
+    run left is removed by the next run (and listed in the result's ``removed_leftovers``); it is
+    not resumed. An existing output is replaced only with `overwrite` and only if blurmap wrote it.
 
     Parameters
     ----------
@@ -311,6 +392,17 @@ def estimate_file(source: Path, output: Path, method: str | None = None, params:
     params = dict(params or {})
     chunk += -chunk % 2**BLOCK_LEVELS  # each block owns its region of the levels it writes
     check_paths(source, output, overwrite)
+    removed = remove_leftovers(output)
+    lock = claim(output)
+    try:
+        done = _estimate_claimed(source, output, est, params, chunk, client, progress)
+    finally:
+        lock.unlink(missing_ok=True)
+    return {**done, "removed_leftovers": [str(p) for p in removed]}
+
+
+def _estimate_claimed(source: Path, output: Path, est, params: dict, chunk: int, client, progress) -> dict:
+    """Do estimate_file's work once the output is claimed."""
     src = io.open_image(source)
     image = src.levels[0]
     start = time.perf_counter()
@@ -320,10 +412,11 @@ def estimate_file(source: Path, output: Path, method: str | None = None, params:
     zarr_chunk = (lazy.chunks[0][0], lazy.chunks[1][0])  # chunk starts are multiples of it: no two share a chunk
     meta = {"method": est.name, "units": est.units, "label": est.label(), "params": used,
             "value_unit": "px" if est.units == "px" else None, "source": str(source), "blurmap_version": __version__}
+    io.describe(meta)  # refuses, before anything is written, metadata that would not be valid JSON
     bar = Progress(lazy.numblocks[0] * lazy.numblocks[1], int(np.prod(image.shape[:2])), f"blurmap {est.name}",
                    enabled=progress if isinstance(progress, bool) else None)
     tmp = output.with_name(f".{output.name}.partial-{os.getpid()}")
-    store = tmp if output.suffix.lower() == ".zarr" else output.with_name(f".{output.name}.zarr-{os.getpid()}")
+    store = tmp if output.suffix.lower() == ".zarr" else output.with_name(f"{tmp.name}.zarr")
     try:
         n_levels = _write_zarr(store, lazy, src, zarr_chunk, meta, client, bar)
         if store != tmp:
