@@ -25,17 +25,10 @@ def _grid():
                 yield name, {p.name: p.kind(value)}
 
 
-KNEE_FLIP = pytest.mark.xfail(strict=True, reason=(
-    "reblur_curve's knee is undefined where an error curve is straight: there rounding at the 1e-7 level "
-    "decides between a crossing and none (2 cells of this image at 16 px patches)"))
-
-
 def _cases():
     for method, params in _grid():
         for image in ("texture", "white noise"):
-            flip = (method, params, image) == ("reblur_curve", {"patch_size": 16}, "texture")
-            yield pytest.param(method, params, image, marks=[KNEE_FLIP] if flip else [],
-                               id=f"{method}-{params}-{image}")
+            yield pytest.param(method, params, image, id=f"{method}-{params}-{image}")
 
 
 @pytest.mark.parametrize("method, params, image", list(_cases()))

@@ -7,8 +7,10 @@ import importlib
 import importlib.util
 import json
 import os
+import signal
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -321,7 +323,7 @@ def _raise_terminated(signum, frame) -> None:
 
 def _estimate_command(args) -> int:
     """Run `blurmap estimate`; print one summary line; return the exit status."""
-    from .io.stream import estimate_file
+    from .io.stream import Stopped, estimate_file, request_stop
 
     # dask imports distributed, when installed, at its first compute (0.3 s here): import it with the
     # rest of the start-up, so that the time reported below is the work's
@@ -329,6 +331,10 @@ def _estimate_command(args) -> int:
         importlib.import_module("distributed")
     keep_freed_memory()
     client = None
+    # Ctrl-C and SIGTERM stop the run at its next block, where its cleanup can remove all it wrote
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         if args.chunk < 64:
             raise ValueError("--chunk must be at least 64 px")
@@ -339,11 +345,13 @@ def _estimate_command(args) -> int:
     except (ValueError, TypeError, FileNotFoundError, FileExistsError, OSError) as err:
         print(f"blurmap estimate: {err}", file=sys.stderr)
         return 2
-    except (KeyboardInterrupt, Terminated) as stop:
-        what, status = STOPS[type(stop)]
+    except Stopped as stop:
+        what, status = STOPS[KeyboardInterrupt if stop.signum == signal.SIGINT else Terminated]
         print(f"\nblurmap estimate: {what}; nothing was written under {args.output}", file=sys.stderr)
         return status
     finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         if client is not None:
             cluster = client.cluster
             client.close()
@@ -411,9 +419,6 @@ def main(argv: list[str] | None = None) -> int:
                        help="draw a progress bar (default: only on a terminal)")
     sub.add_parser("methods", help="list the registered estimators as a Markdown table")
     args = parser.parse_args(argv)
-    import signal
-    import threading
-
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if main_thread else None
     try:

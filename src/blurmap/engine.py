@@ -63,6 +63,7 @@ class Prepared(NamedTuple):
     inputs: dict
     scale: IntensityScale
     reported: dict
+    raw: tuple  # (grey image, scale), then (other image, its scale) per input: what a dask block normalises itself
 
 
 def prepare(image, method: str | None = None, **params) -> Prepared:
@@ -79,7 +80,7 @@ def prepare(image, method: str | None = None, **params) -> Prepared:
     grey = as_2d_grey(image)
     scale = intensity_scale(grey)
     img = normalised(grey, scale)
-    other_scale = None
+    other_scale, raw = None, [(grey, scale)]
     for name, array in arrays.items():
         if array is None:
             raise TypeError(f"method {est.name!r} needs the image {name!r} (e.g. {name}=array)")
@@ -88,10 +89,11 @@ def prepare(image, method: str | None = None, **params) -> Prepared:
             raise ValueError(f"{name} has shape {other.shape}, the image {img.shape}; they must agree")
         other_scale = intensity_scale(other, name=name)
         arrays[name] = normalised(other, other_scale)
+        raw.append((other, other_scale))
     inner = _to_normalised(est, checked, scale, other_scale)
-    if est.prepare is not None:
+    if est.prepare is not None:  # a dask image: only what the preparation samples is computed
         inner = est.prepare(img, inner, **arrays)
-    return Prepared(img, est, inner, arrays, scale, _to_image(est, inner, scale, other_scale))
+    return Prepared(img, est, inner, arrays, scale, _to_image(est, inner, scale, other_scale), tuple(raw))
 
 
 def _to_normalised(est: Estimator, params: dict, scale: IntensityScale, other: IntensityScale | None) -> dict:
@@ -177,10 +179,14 @@ def _lazy(prep: Prepared, chunks: tuple[int, int] | None, reader=None):
     """
     import dask.array as da
 
-    img, est, params = prep.image, prep.estimator, prep.params
+    est, params = prep.estimator, prep.params
+    (img, _), *others = prep.raw  # each block normalises its own tile: no normalised copy is held between tasks
     halo = est.halo_for(params)
     if not is_dask(img):
-        img = da.from_array(img, chunks=chunks or (DEFAULT_CHUNK, DEFAULT_CHUNK))
+        img = da.from_array(prep.image, chunks=chunks or (DEFAULT_CHUNK, DEFAULT_CHUNK))
+        scales = [None] + [s for _, s in others]  # a numpy image was normalised whole already
+    else:
+        scales = [prep.scale] + [s for _, s in others]
     requested = chunks or tuple(c[0] for c in img.chunks)
     plan = plan_chunks(img.shape, requested, halo, est.align_for(params))
     if reader is not None and not prep.inputs:
@@ -188,11 +194,12 @@ def _lazy(prep: Prepared, chunks: tuple[int, int] | None, reader=None):
                              params=dict(params), scale=prep.scale, chunks=plan + ((2,),), dtype=np.float32,
                              meta=np.empty((0, 0, 0), dtype=np.float32))
     names = list(prep.inputs)
-    arrays = [img] + [da.asarray(prep.inputs[name]) for name in names]
+    arrays = [img] + [da.asarray(other) for other, _ in others]
     arrays = [a.rechunk(plan) if a.chunks != plan else a for a in arrays]
 
-    def block(tile: np.ndarray, *others: np.ndarray) -> np.ndarray:
-        sigma, conf = run_tile(est, tile, params, dict(zip(names, others)))
+    def block(*tiles: np.ndarray) -> np.ndarray:
+        tiles = [t if sc is None else normalised(t, sc) for t, sc in zip(tiles, scales)]
+        sigma, conf = run_tile(est, tiles[0], params, dict(zip(names, tiles[1:])))
         return np.stack([sigma, conf], axis=-1)
 
     # an axis held in one chunk has no neighbour to borrow from

@@ -42,7 +42,7 @@ def halo(params: Mapping) -> int:
 def patch_variance(img: np.ndarray, patch_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Return (variance, image units**2; mean, image units) of the patch centred on each STEP px grid point."""
     mean = ndi.uniform_filter(img, patch_size, mode="reflect")
-    var = ndi.uniform_filter((img - mean) ** 2, patch_size, mode="reflect")
+    var = np.maximum(ndi.uniform_filter((img - mean) ** 2, patch_size, mode="reflect"), 0.0)
     return var[::STEP, ::STEP], mean[::STEP, ::STEP]
 
 
@@ -59,7 +59,8 @@ def error_curves(image: np.ndarray, patch_size: int, reblur_max: int) -> tuple[n
     curves = np.empty((reblur_max,) + var.shape)
     for k, r in enumerate(range(1, reblur_max + 1)):
         diff = img - ndi.gaussian_filter(img, float(r), mode="reflect", truncate=_TRUNCATE)
-        curves[k] = ndi.uniform_filter(diff * diff, patch_size, mode="reflect")[::STEP, ::STEP]
+        # a running sum of squares can come out a hair below 0 where they are all 0: that is 0, not NaN
+        curves[k] = np.maximum(ndi.uniform_filter(diff * diff, patch_size, mode="reflect")[::STEP, ::STEP], 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(textured, np.sqrt(curves / var), np.nan), var
 

@@ -29,6 +29,34 @@ BLOCK_LEVELS = 2  # pyramid levels below full resolution that each block writes 
 _COMPRESSOR = {"id": "blosc", "cname": "lz4", "clevel": 1, "shuffle": 1}
 
 
+class Stopped(Exception):
+    """A stop asked for by a signal (see request_stop), raised where the run can stop cleanly."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"stopped by signal {signum}")
+        self.signum = signum
+
+
+_STOP = threading.Event()
+_STOP_SIGNAL: list[int] = []
+
+
+def request_stop(signum: int, frame=None) -> None:
+    """Ask the run in progress to stop at its next block (a signal handler: it only sets a flag).
+
+    A run that stopped raises Stopped in its own thread at a point where no write is half done,
+    so its cleanup removes everything it wrote; an exception raised straight from a signal
+    handler could land inside one of zarr's calls, whose writes then go on after the cleanup.
+    """
+    _STOP_SIGNAL[:] = [signum]
+    _STOP.set()
+
+
+def _check_stop() -> None:
+    if _STOP.is_set():
+        raise Stopped(_STOP_SIGNAL[0] if _STOP_SIGNAL else 0)
+
+
 class Progress:
     """A one-line progress bar with rate and ETA on a terminal (stderr); silent when not a terminal."""
 
@@ -101,6 +129,7 @@ def _write_block(block: np.ndarray, full: list, coarse: list, notify=None, block
     2**len(coarse[p]) (the engine's chunks are), so each block owns its region of those levels
     too: no two blocks write the same Zarr chunk.
     """
+    _check_stop()
     (y0, y1), (x0, x1) = block_info[0]["array-location"][:2]
     planes = [block] if block.ndim == 2 else [block[..., k] for k in range(block.shape[-1])]
     for plane, target, levels in zip(planes, full, coarse, strict=True):
@@ -133,6 +162,7 @@ def _write_lazy(lazy, full: list, coarse: list, client, progress: Progress) -> N
             for future in as_completed(futures):
                 future.result()  # raise a worker's error here
                 progress.advance()
+                _check_stop()
         except BaseException:
             _settle(client, futures, tags.name)
             raise
@@ -150,6 +180,7 @@ def _write_lazy(lazy, full: list, coarse: list, client, progress: Progress) -> N
     pool = ThreadPoolExecutor(cores)
     try:
         for i in range(0, tags.numblocks[0], rows):
+            _check_stop()
             tags.blocks[i:i + rows].compute(scheduler="threads", num_workers=cores, pool=pool)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
@@ -392,6 +423,7 @@ def estimate_file(source: Path, output: Path, method: str | None = None, params:
     params = dict(params or {})
     chunk += -chunk % 2**BLOCK_LEVELS  # each block owns its region of the levels it writes
     check_paths(source, output, overwrite)
+    _STOP.clear()
     removed = remove_leftovers(output)
     lock = claim(output)
     try:
