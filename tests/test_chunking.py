@@ -50,3 +50,18 @@ def test_chunked_equals_whole(method, params, image):
     tol = 0.05 if method == "reference" else 1e-4  # reference: its smoothness prior's fixed sweeps
     inner = (slice(16, -16), slice(16, -16)) if method == "reference" else (slice(None), slice(None))
     np.testing.assert_allclose(lazy[inner], whole[inner], atol=tol, rtol=0, equal_nan=True)
+
+
+@pytest.mark.parametrize("image", ["texture", "white noise"])
+def test_chunked_equals_whole_for_the_widest_halo(image):
+    # learned's halo (204 px) leaves one chunk on the images above: an image of three halos and more,
+    # cut into chunks of two halos and a ragged rest (white noise used to differ by 0.19 px)
+    halo = estimators()["learned"].halo
+    shape = (3 * halo + 40, 3 * halo + 100)
+    rng = np.random.default_rng(3)
+    img = (rng.random(shape).astype(np.float32) if image == "white noise"
+           else blur(synthetic.dead_leaves(shape, seed=8), synthetic.ramp(shape, 0.5, 3.0)))
+    whole = estimate(img, "learned")
+    lazy = estimate(da.from_array(img, chunks=(2 * halo, 2 * halo + 9)), "learned")
+    assert lazy.numblocks[0] > 1 and lazy.numblocks[1] > 1
+    np.testing.assert_allclose(lazy.compute(), whole, atol=1e-4, rtol=0, equal_nan=True)

@@ -118,3 +118,10 @@ def test_a_signal_mid_run_leaves_nothing_and_says_one_line(tmp_path, sig, status
     assert proc.returncode == status, err
     assert word in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert not out.exists() and not list(tmp_path.glob(".map.zarr*"))
+
+
+def test_a_constant_tiff_is_refused_not_mapped_as_nan(tmp_path, capsys):
+    flat = tmp_path / "flat.tif"
+    tifffile.imwrite(flat, np.full((600, 700), 1234, np.uint16), tile=(256, 256))
+    _fails(capsys, ["estimate", str(flat), str(tmp_path / "map.zarr")], "constant")
+    assert not (tmp_path / "map.zarr").exists()
