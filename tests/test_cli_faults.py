@@ -125,3 +125,19 @@ def test_a_constant_tiff_is_refused_not_mapped_as_nan(tmp_path, capsys):
     tifffile.imwrite(flat, np.full((600, 700), 1234, np.uint16), tile=(256, 256))
     _fails(capsys, ["estimate", str(flat), str(tmp_path / "map.zarr")], "constant")
     assert not (tmp_path / "map.zarr").exists()
+
+
+def test_a_nan_pixel_in_a_tiff_stays_local_and_the_metadata_is_valid_json(tmp_path):
+    import zarr
+
+    image = synthetic.sem_sample((400, 480), seed=6)[0]
+    image[200, 240] = np.nan
+    path = tmp_path / "holed.tif"
+    tifffile.imwrite(path, image, tile=(128, 128))
+    out = tmp_path / "map.zarr"
+    assert main(["estimate", str(path), str(out), "--chunk", "192"]) == 0
+    root = zarr.open_group(str(out), mode="r")
+    sigma = np.asarray(root["0"])
+    assert np.isnan(sigma[200, 240]) and np.isfinite(sigma[:40, :40]).mean() > 0.9
+    attrs = json.loads((out / ".zattrs").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in the JSON"))
+    assert attrs["blurmap"]["params"]["noise"] > 0

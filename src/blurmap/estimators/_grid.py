@@ -39,7 +39,7 @@ def box_size(px: float) -> int:
     return 2 * int(round(px / (2 * BLOCK))) + 1
 
 
-WEIGHT_EPS = 1e-9  # local mean weights (confidences squared, in [0, 1]) below this are rounding residues: none
+WEIGHT_EPS = 1e-14  # mean weights (confidences squared, in [0, 1]) below this, 100 times the residues, are none
 
 
 def weighted_mean(values: np.ndarray, weight: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
