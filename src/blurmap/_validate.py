@@ -36,33 +36,18 @@ def check_2d(image, *, name: str = "image") -> tuple[int, int]:
 
 
 def as_2d_float(image, *, name: str = "image"):
-    """Return `image` as a 2-D float32 array (numpy or dask); RGB(A) becomes luminance, with a warning.
+    """Return `image` checked, as a 2-D float32 array (numpy or dask); see as_2d_grey (not normalised).
 
-    The pixels of a masked array under its mask become NaN: unknown, as every non-finite pixel is
-    (the engine makes the map unknown within reach of them, and only there).
+    float64 values beyond float32's range are refused with a message (as_2d_grey keeps them, as
+    float64, for the engine to normalise).
     """
-    if isinstance(image, np.ma.MaskedArray):
-        image = np.ma.getdata(image.astype(np.float64).filled(np.nan))
-    elif isinstance(image, np.ndarray) and type(image) is not np.ndarray:  # np.matrix and other subclasses
-        image = np.asarray(image)
-    if not hasattr(image, "ndim") or not hasattr(image, "dtype"):
-        image = np.asarray(image)
-    if is_dask(image) and any(np.isnan(c) for axis in image.chunks for c in axis):
-        raise ValueError(f"{name} is a dask array of unknown chunk sizes; call its compute_chunk_sizes() first")
-    check_2d(image, name=name)
-    if image.ndim == 3:
-        warnings.warn(
-            f"{name} has shape {tuple(image.shape)}: treated as RGB(A) and converted to luminance "
-            "(0.2126 R + 0.7152 G + 0.0722 B); alpha is ignored",
-            UserWarning,
-            stacklevel=3,
-        )
-    if isinstance(image, np.ndarray) and image.dtype.kind == "f" and image.dtype.itemsize > 4:
-        finite = image[np.isfinite(image)]
+    grey = as_2d_grey(image, name=name)
+    if isinstance(grey, np.ndarray) and grey.dtype == np.float64:
+        finite = grey[np.isfinite(grey)]
         if finite.size and np.abs(finite).max() > np.finfo(np.float32).max:
             raise ValueError(f"{name} holds values up to {np.abs(finite).max():.3g}, beyond float32's range "
                              f"({np.finfo(np.float32).max:.3g}): rescale it")
-    return to_float32(image)
+    return grey if grey.dtype == np.float32 else grey.astype(np.float32)
 
 
 class IntensityScale(NamedTuple):
@@ -155,12 +140,6 @@ def normalised(grey, scale: IntensityScale):
     out = (grey - dtype(scale.loc)) * dtype(factor)
     return out if out.dtype == np.float32 else out.astype(np.float32)
 
-
-def to_float32(image):
-    """Return a 2-D or RGB(A) array (numpy or dask) as float32 grey, RGB(A) as luminance; no checks, no warning."""
-    if image.ndim == 3:
-        image = (image[..., :3].astype(np.float32) * LUMA.astype(np.float32)).sum(axis=-1)
-    return image if image.dtype == np.float32 else image.astype(np.float32)
 
 
 def check_param(name: str, value, minimum=None, maximum=None) -> float:
