@@ -201,3 +201,19 @@ def test_an_all_unknown_map_adds_no_layer_and_says_why(make_napari_viewer, qtbot
     _run_and_wait(qtbot, widget)
     assert [lay.name for lay in viewer.layers] == ["tiny"]
     assert "nothing added" in widget.status.value and "no texture" in widget.status.value
+
+
+def test_the_dock_speaks_in_words_wraps_its_status_and_explains_itself(make_napari_viewer, qtbot, plugin,
+                                                                       micrograph):
+    viewer = make_napari_viewer()
+    source = viewer.add_image(micrograph, name="SEM")
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Sigma map")
+    assert widget.params["pooling_width"].label == "pooling width (px)"  # not the raw name
+    assert widget.status.native.wordWrap()
+    assert widget.run_button.tooltip and "gradient" in widget.method.tooltip.lower()
+    widget.method.value = "acutance"
+    assert "acutance" in widget.method.tooltip.lower()
+    widget.image.value = source
+    _run_and_wait(qtbot, widget)
+    # a relative score is no sigma: the status says what it is
+    assert widget.status.value.startswith("median score") and "higher is sharper" in widget.status.value

@@ -30,17 +30,26 @@ _BIG = 1e9  # spin-box bound standing for "no upper limit"
 def _param_widgets(param: Param) -> list:
     """Return the widgets that edit one estimator parameter (a spin box, and an auto box if nullable)."""
     step = 1 if param.kind is int else 0.5 if param.unit == "px" else 1e-4
-    spin = FloatSpinBox(name=param.name, label=f"{param.name} ({param.unit})" if param.unit else param.name,
+    words = param.name.replace("_", " ")
+    spin = FloatSpinBox(name=param.name, label=f"{words} ({param.unit})" if param.unit else words,
                         min=param.minimum if param.minimum is not None else -_BIG,
                         max=param.maximum if param.maximum is not None else _BIG,
                         step=step, value=param.default if param.default is not None else 0.0,
                         tooltip=param.doc)
     if not param.nullable:
         return [spin]
-    auto = CheckBox(name=f"{param.name}_auto", text=f"estimate {param.name} from the image", value=True)
+    auto = CheckBox(name=f"{param.name}_auto", text=f"estimate {words} from the image", value=True,
+                    tooltip=f"ticked: {words} is worked out from the image once, before any tile")
     spin.enabled = False
     auto.changed.connect(lambda checked: setattr(spin, "enabled", not checked))
     return [auto, spin]
+
+
+def _median_words(est, finite: np.ndarray) -> str:
+    """Return the status line's summary of a map: its median sigma in px, or its median score and what it means."""
+    if est.units == "px":
+        return f"median sigma {np.median(finite):.2f} px"
+    return f"median score {np.median(finite):.3g} ({est.label().split('(', 1)[1]}"
 
 
 def _compute(data, method: str, params: dict):
@@ -81,9 +90,11 @@ class SigmaMapWidget(Container):
                                value=method or DEFAULT, visible=not self._fixed)
         self.inputs = Container(name="inputs", label=" ", labels=True)  # other images the method needs
         self.params = Container(name="params", label=" ", labels=True)
-        self.run_button = PushButton(name="run", text="Run")
+        self.run_button = PushButton(name="run", text="Run",
+                                     tooltip="estimate the map in a worker thread; the viewer stays responsive")
         self.cancel_button = PushButton(name="cancel", text="Cancel", enabled=False)
         self.status = Label(name="status", value="")
+        self.status.native.setWordWrap(True)  # a long message wraps instead of widening the dock
         self.extend([self.image, self.method, self.inputs, self.params, self.run_button, self.cancel_button,
                      self.status])
         self.worker = None
@@ -95,6 +106,7 @@ class SigmaMapWidget(Container):
     def _rebuild_params(self, *_) -> None:
         """Show the parameters, and pickers for the other images, of the selected estimator."""
         est = get(self.method.value)
+        self.method.tooltip = f"{est.title} ({est.units}): {est.description}"  # what the chosen estimator does
         self.params.clear()
         for param in est.params:
             self.params.extend(_param_widgets(param))
@@ -192,7 +204,7 @@ class SigmaMapWidget(Container):
         self.pyramid_layer.contrast_limits = limits
         self.pyramid_layer.refresh()
         finite = result.overview[np.isfinite(result.overview)]
-        self.status.value = (f"median sigma {np.median(finite):.2f} {est.units} (overview)" if finite.size
+        self.status.value = (f"{_median_words(est, finite)} (overview)" if finite.size
                              else "no texture found: sigma unknown everywhere")
         show_info(f"blurmap: {self.status.value}")
 
@@ -214,7 +226,7 @@ class SigmaMapWidget(Container):
             return
         params = {k: v for k, v in result.params.items() if k not in est.inputs}
         show_sigma(self._viewer, source, sigma, result.confidence, method, est.units, params)
-        self.status.value = f"median sigma {np.median(finite):.2f} {est.units}"
+        self.status.value = _median_words(est, finite)
         show_info(f"blurmap: {self.status.value}")
 
     def _fail(self, message: str) -> None:
