@@ -132,3 +132,14 @@ def test_the_command_line_keeps_freed_memory_for_the_next_chunk():
     faults = {how: int(subprocess.run([sys.executable, "-c", _FAULTS, how], capture_output=True, text=True,
                                       check=True).stdout) for how in ("keep", "default")}
     assert faults["keep"] < 2000 and 5 * faults["keep"] < faults["default"], faults
+
+
+def test_every_argument_of_every_command_says_what_it_is(capsys):
+    for command in ("demo", "profile", "estimate"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = capsys.readouterr().out
+        assert "default gradient_ratio" in text, command
+        positional = text.split("positional arguments:")[1].split("options:")[0]
+        assert all(len(line.split()) > 1 for line in positional.strip().splitlines()
+                   if line.startswith("  ") and not line.startswith("   ")), (command, positional)

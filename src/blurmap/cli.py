@@ -366,6 +366,10 @@ def _estimate_command(args) -> int:
     return 0
 
 
+METHOD_HELP = (f"the estimator (default {DEFAULT}); `blurmap methods` lists them with their parameters; "
+               "reference needs a second image: use it from Python or napari")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status.
 
@@ -389,25 +393,28 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="blurmap", description="Measure how blurred each part of an image is.")
     sub = parser.add_subparsers(dest="command", required=True)
     p_demo = sub.add_parser("demo", help="generate the SEM sample, estimate its sigma map, write and summarise")
-    p_demo.add_argument("outdir", type=Path)
+    p_demo.add_argument("outdir", type=Path, help="folder for the results (made if missing)")
     blind = sorted(name for name, est in estimators().items() if not est.inputs)  # the sample has no reference
-    p_demo.add_argument("--method", default=DEFAULT, choices=blind)
+    p_demo.add_argument("--method", default=DEFAULT, choices=blind,
+                        help=METHOD_HELP)
     p_demo.add_argument("--size", type=_shape, default=(768, 1024), help="HxW in px (default 768x1024)")
     p_demo.add_argument("--seed", type=int, default=0, help="random seed of the sample (0 or more; default 0)")
     p_demo.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in OUTDIR")
     p_prof = sub.add_parser("profile", help="estimate a TIFF, PNG or JPEG image in memory; map, focal line, "
                                            "profile PNG and JSON")
-    p_prof.add_argument("image", type=Path)
-    p_prof.add_argument("outdir", type=Path)
-    p_prof.add_argument("--method", default=DEFAULT, choices=blind)
+    p_prof.add_argument("image", type=Path, help="a TIFF, PNG or JPEG image, read whole")
+    p_prof.add_argument("outdir", type=Path, help="folder for the results (made if missing)")
+    p_prof.add_argument("--method", default=DEFAULT, choices=blind,
+                        help=METHOD_HELP)
     p_prof.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                         help="an estimator parameter (repeatable); 'none' lets it be estimated")
     p_prof.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in OUTDIR")
     p_est = sub.add_parser("estimate", help="write the sigma map of an image of any size (TIFF, Zarr, OME-Zarr, "
                                             "PNG, JPEG) to OME-Zarr or TIFF, chunk by chunk")
-    p_est.add_argument("input", type=Path)
+    p_est.add_argument("input", type=Path, help="a TIFF or BigTIFF, a Zarr array or OME-Zarr image, a PNG or JPEG")
     p_est.add_argument("output", type=Path, help="NAME.zarr (OME-Zarr pyramid, sigma and confidence) or NAME.tif")
-    p_est.add_argument("--method", default=DEFAULT, choices=blind)
+    p_est.add_argument("--method", default=DEFAULT, choices=blind,
+                        help=METHOD_HELP)
     p_est.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                        help="an estimator parameter (repeatable); 'none' lets it be estimated")
     p_est.add_argument("--chunk", type=int, default=DEFAULT_CHUNK, help=f"chunk side in px (default {DEFAULT_CHUNK})")
