@@ -217,3 +217,12 @@ def test_the_dock_speaks_in_words_wraps_its_status_and_explains_itself(make_napa
     _run_and_wait(qtbot, widget)
     # a relative score is no sigma: the status says what it is
     assert widget.status.value.startswith("median score") and "higher is sharper" in widget.status.value
+
+
+def test_an_rgb_layer_is_said_to_be_read_as_luminance(make_napari_viewer, qtbot, plugin, micrograph):
+    viewer = make_napari_viewer()
+    rgb = viewer.add_image(np.stack([micrograph] * 3, axis=-1), name="colour", rgb=True)
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Sigma map")
+    widget.image.value = rgb
+    _run_and_wait(qtbot, widget)
+    assert "luminance" in widget.status.value and "colour sigma (gradient_ratio)" in viewer.layers

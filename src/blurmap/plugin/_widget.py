@@ -98,6 +98,7 @@ class SigmaMapWidget(Container):
         self.extend([self.image, self.method, self.inputs, self.params, self.run_button, self.cancel_button,
                      self.status])
         self.worker = None
+        self._colour_note = ""  # said after the result when the layer was RGB
         self.method.changed.connect(self._rebuild_params)
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
@@ -152,6 +153,10 @@ class SigmaMapWidget(Container):
         except (TypeError, ValueError) as err:
             self._fail(str(err))
             return
+        self._colour_note = ""
+        if data.ndim == 3:  # check_2d let it through: RGB(A) channels last
+            self._colour_note = "; RGB read as luminance (0.2126 R + 0.7152 G + 0.0722 B)"
+            show_info(f"blurmap: layer {layer.name!r} is RGB: it is read as luminance (0.2126 R + 0.7152 G + 0.0722 B)")
         if int(np.prod(shape)) > LARGE_PIXELS or layer.multiscale:
             self._run_pyramid(layer, data, method, params)
             return
@@ -226,7 +231,7 @@ class SigmaMapWidget(Container):
             return
         params = {k: v for k, v in result.params.items() if k not in est.inputs}
         show_sigma(self._viewer, source, sigma, result.confidence, method, est.units, params)
-        self.status.value = _median_words(est, finite)
+        self.status.value = _median_words(est, finite) + self._colour_note
         show_info(f"blurmap: {self.status.value}")
 
     def _fail(self, message: str) -> None:
