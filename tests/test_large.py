@@ -133,6 +133,7 @@ def test_widget_lays_a_lazy_multiscale_layer_over_a_large_image(make_napari_view
     with npe2pm.tmp_plugin(manifest=str(ROOT / "napari.yaml")):
         _, dock = viewer.window.add_plugin_dock_widget("napari-blurmap", "Focal profile")
     viewer.layers.selection.active = layer
+    qtbot.waitUntil(lambda: dock.fit is not None, timeout=30_000)  # the fit runs in a worker
     assert dock.fit is not None and 0.2 < dock.fit.position < 0.6  # fitted on the overview, not level 0
     line = viewer.layers["big sigma (gradient_ratio) focal line"]
     np.testing.assert_array_equal(line.scale, (16.0, 16.0))  # overview px of 8 full px, each 2 world units

@@ -158,7 +158,12 @@ def test_combined_widget_shows_the_reference_picker_only_when_needed(make_napari
     assert widget.inputs.native.isHidden()
 
 
-def test_focal_profile_dock_follows_the_selected_sigma_layer(make_napari_viewer, plugin):
+def _fitted(qtbot, dock, name):
+    # the fit runs in a worker: wait until the dock shows the one for `name`
+    qtbot.waitUntil(lambda: dock.layer_name == name and "fitting" not in dock.status.text(), timeout=30_000)
+
+
+def test_focal_profile_dock_follows_the_selected_sigma_layer(make_napari_viewer, qtbot, plugin):
     from blurmap import estimate
     from blurmap.plugin._layers import show_sigma
     viewer = make_napari_viewer()
@@ -168,6 +173,7 @@ def test_focal_profile_dock_follows_the_selected_sigma_layer(make_napari_viewer,
     layer = show_sigma(viewer, source, sigma, conf, "gradient_ratio", "px", {})
     _, dock = viewer.window.add_plugin_dock_widget(PLUGIN, "Focal profile")
     viewer.layers.selection.active = layer
+    _fitted(qtbot, dock, layer.name)
     assert dock.layer_name == layer.name and abs(dock.fit.position - 0.4) < 0.03
     line = viewer.layers["SEM sigma (gradient_ratio) focal line"]
     np.testing.assert_array_equal(line.scale, (2.0, 2.0))
@@ -178,16 +184,19 @@ def test_focal_profile_dock_follows_the_selected_sigma_layer(make_napari_viewer,
     # a second sigma layer, mirrored left to right, so tilted the other way: the dock follows it
     flipped = viewer.add_image(sigma[:, ::-1], name="flipped", metadata={"blurmap": {"unit": "px"}})
     viewer.layers.selection.active = flipped
+    _fitted(qtbot, dock, "flipped")
     assert dock.layer_name == "flipped" and abs(dock.fit.angle_deg + first_angle) < 1.0
     assert "flipped focal line" in viewer.layers
 
 
-def test_focal_profile_dock_says_no_band_and_draws_no_line_for_a_map_without_one(make_napari_viewer, plugin):
+def test_focal_profile_dock_says_no_band_and_draws_no_line_for_a_map_without_one(make_napari_viewer, qtbot,
+                                                                                   plugin):
     viewer = make_napari_viewer()
     sides = synthetic.step((200, 260), 0.6, 2.6, axis=1)
     layer = viewer.add_image(sides, name="sides", metadata={"blurmap": {"unit": "px"}})
     _, dock = viewer.window.add_plugin_dock_widget(PLUGIN, "Focal profile")
     viewer.layers.selection.active = layer
+    _fitted(qtbot, dock, "sides")
     assert dock.fit is None and "no focal band found" in dock.status.text()
     assert "sides focal line" not in viewer.layers
 
@@ -226,3 +235,25 @@ def test_an_rgb_layer_is_said_to_be_read_as_luminance(make_napari_viewer, qtbot,
     widget.image.value = rgb
     _run_and_wait(qtbot, widget)
     assert "luminance" in widget.status.value and "colour sigma (gradient_ratio)" in viewer.layers
+
+
+def test_selecting_a_sigma_layer_never_waits_for_the_fit_and_its_line_follows_its_visibility(
+        make_napari_viewer, qtbot, plugin):
+    import time
+
+    viewer = make_napari_viewer()
+    truth = synthetic.tilted_focal_plane((1536, 2048))  # a fit of a second or more
+    layer = viewer.add_image(truth, name="big", metadata={"blurmap": {"unit": "px"}})
+    _, dock = viewer.window.add_plugin_dock_widget(PLUGIN, "Focal profile")
+    viewer.layers.selection.active = viewer.layers[0] if len(viewer.layers) > 1 else layer
+    start = time.perf_counter()
+    viewer.layers.selection.active = None
+    viewer.layers.selection.active = layer
+    assert time.perf_counter() - start < 0.2  # the GUI thread only starts the worker
+    _fitted(qtbot, dock, "big")
+    line = viewer.layers["big focal line"]
+    assert line.visible
+    layer.visible = False
+    assert not line.visible
+    layer.visible = True
+    assert line.visible
