@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-from blurmap import blur
+from blurmap import blur, synthetic
 
 DEV_SEEDS = range(0, 100_000)
 EVAL_SEEDS = range(5_000_000, 5_100_000)
@@ -46,23 +46,7 @@ def dead_leaves_law(rng: np.random.Generator, shape: tuple[int, int]) -> tuple[n
     """Dead leaves with radii ~ r**-a, a in [2.2, 3.8], between rmin in [0.6, 2] and rmax in [side/12, side/3] px."""
     a = rng.uniform(2.2, 3.8)
     rmin, rmax = rng.uniform(0.6, 2.0), rng.uniform(shape[0] / 12, shape[0] / 3)
-    h, w = shape
-    img = np.full(shape, np.nan, np.float32)
-    while np.isnan(img).mean() > 0.0002:
-        u = rng.random(4096)
-        r = (rmin ** (1 - a) + u * (rmax ** (1 - a) - rmin ** (1 - a))) ** (1 / (1 - a))
-        cy, cx = rng.uniform(-rmax / 2, h + rmax / 2, r.size), rng.uniform(-rmax / 2, w + rmax / 2, r.size)
-        val = rng.random(r.size).astype(np.float32)
-        for i in range(r.size):
-            y0, y1 = max(0, int(cy[i] - r[i])), min(h, int(cy[i] + r[i]) + 2)
-            x0, x1 = max(0, int(cx[i] - r[i])), min(w, int(cx[i] + r[i]) + 2)
-            if y0 >= y1 or x0 >= x1:
-                continue
-            sub = img[y0:y1, x0:x1]
-            yy, xx = np.ogrid[y0:y1, x0:x1]
-            sub[((yy - cy[i]) ** 2 + (xx - cx[i]) ** 2 <= r[i] ** 2) & np.isnan(sub)] = val[i]
-    img[np.isnan(img)] = np.nanmean(img)
-    return img, f"dead leaves r^-{a:.1f}"
+    return synthetic.dead_leaves(shape, rng, rmin, rmax, exponent=a), f"dead leaves r^-{a:.1f}"
 
 
 def power_law_noise(rng: np.random.Generator, shape: tuple[int, int]) -> tuple[np.ndarray, str]:
