@@ -109,8 +109,10 @@ def test_cancel_stops_before_a_layer_is_added(make_napari_viewer, qtbot, plugin)
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Sigma map")
     widget.image.value = source
     widget.run()
+    running = widget.worker
     widget.cancel()
-    _wait_done(qtbot, widget)
+    assert widget.run_button.enabled and not widget.cancel_button.enabled  # at once, not when the tile ends
+    qtbot.waitUntil(lambda: not running.is_running, timeout=60_000)
     assert "big sigma (gradient_ratio)" not in viewer.layers
     assert widget.status.value == "cancelled"
 

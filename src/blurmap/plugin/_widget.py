@@ -164,12 +164,20 @@ class SigmaMapWidget(Container):
         self.status.value = f"computing {method} on {layer.name} ..."
         self.worker = create_worker(_compute, data, method, params, _connect={"errored": self._errored}, _start_thread=False,
                                     _progress={"total": total, "desc": f"blurmap: {method}"})
-        self.worker.returned.connect(lambda result: self._done(layer, method, result))
+        self.worker.returned.connect(self._if_current(lambda result: self._done(layer, method, result)))
         self._start()
+
+    def _if_current(self, slot):
+        """Return `slot` guarded: it runs only while the worker it was made for is still this widget's worker.
+
+        A cancelled worker finishes its tile in the background; what it returns then is dropped.
+        """
+        worker = self.worker
+        return lambda *args: slot(*args) if worker is self.worker else None
 
     def _start(self) -> None:
         """Connect the worker's finished signal, disable Run and start it (its errors go to _errored)."""
-        self.worker.finished.connect(self._finished)
+        self.worker.finished.connect(self._if_current(self._finished))
         self.run_button.enabled = False
         self.cancel_button.enabled = True
         self.worker.start()
@@ -189,8 +197,8 @@ class SigmaMapWidget(Container):
         total = engine.tile_count(data.shape[:2], method, **params)
         self.worker = create_worker(_compute_pyramid, data, method, params, _connect={"errored": self._errored}, _start_thread=False,
                                     _progress={"total": total + 1, "desc": f"blurmap: {method} overview"})
-        self.worker.yielded.connect(lambda value: self._pyramid_step(layer, value))
-        self.worker.returned.connect(self._pyramid_done)
+        self.worker.yielded.connect(self._if_current(lambda value: self._pyramid_step(layer, value)))
+        self.worker.returned.connect(self._if_current(self._pyramid_done))
         self._start()
 
     def _pyramid_step(self, source, value) -> None:
@@ -214,10 +222,15 @@ class SigmaMapWidget(Container):
         show_info(f"blurmap: {self.status.value}")
 
     def cancel(self, *_) -> None:
-        """Stop the running computation after the tile in progress; nothing is added."""
+        """Stop the running computation; Run is ready again at once and nothing more is added.
+
+        The worker stops after the tile in progress, in the background: what it makes is dropped.
+        """
         if self.worker is not None:
             self.worker.quit()
+            self.worker = None
             self.status.value = "cancelled"
+            self._finished()
 
     def _done(self, source, method: str, result) -> None:
         if result is None:  # quit before the first tile
