@@ -46,6 +46,8 @@ def screenshot() -> Path:
     _, dock = viewer.window.add_plugin_dock_widget("napari-blurmap", "Focal profile")
     viewer.layers.selection.active = viewer.layers["SEM tilted specimen sigma (gradient_ratio)"]
     viewer.reset_view()
+    while "fitting" in dock.status.text() or dock.fit is None:  # the fit runs in a worker
+        QCoreApplication.processEvents()
     for _ in range(50):
         QCoreApplication.processEvents()
     target = IMAGES / "napari.png"
