@@ -259,3 +259,16 @@ def test_selecting_a_sigma_layer_never_waits_for_the_fit_and_its_line_follows_it
     assert not line.visible
     layer.visible = True
     assert line.visible
+
+
+def test_one_colour_bar_at_a_time_the_latest_maps(make_napari_viewer, plugin, micrograph):
+    from blurmap import estimate
+    from blurmap.plugin._layers import show_sigma
+
+    viewer = make_napari_viewer()
+    source = viewer.add_image(micrograph, name="SEM")
+    sigma, conf = estimate(micrograph, return_confidence=True)
+    first = show_sigma(viewer, source, sigma, conf, "gradient_ratio", "px", {})
+    score, conf2 = estimate(micrograph, "acutance", return_confidence=True)
+    second = show_sigma(viewer, source, score, conf2, "acutance", "relative", {})
+    assert second.colorbar.visible and not first.colorbar.visible

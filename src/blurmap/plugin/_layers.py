@@ -38,6 +38,14 @@ def _metadata(source, method: str, units: str, params: dict, confidence, **extra
                         "higher_is_sharper": units == "relative" and est.higher_is_sharper, **extra}}
 
 
+def _only_colorbar(viewer, layer) -> None:
+    """Show `layer`'s colour bar and hide every other map's: bars side by side do not say whose they are."""
+    for other in viewer.layers:
+        if other is not layer and "blurmap" in getattr(other, "metadata", {}) and hasattr(other, "colorbar"):
+            other.colorbar.visible = False
+    layer.colorbar.visible = True
+
+
 def show_sigma(viewer, source, sigma: np.ndarray, confidence: np.ndarray, method: str, units: str,
                params: dict):
     """Add the sigma map over `source` in `viewer`, or update the layer a previous run made."""
@@ -56,7 +64,7 @@ def show_sigma(viewer, source, sigma: np.ndarray, confidence: np.ndarray, method
     else:
         layer = viewer.add_image(sigma, name=name, colormap=COLORMAP, contrast_limits=limits,
                                  blending="translucent", opacity=0.7, metadata=metadata, **placement)
-    layer.colorbar.visible = True
+    _only_colorbar(viewer, layer)
     return layer
 
 
@@ -72,5 +80,5 @@ def show_sigma_pyramid(viewer, source, pyramid):
     data = pyramid.levels if multiscale else pyramid.levels[0]
     layer = viewer.add_image(data, multiscale=multiscale, name=name, colormap=COLORMAP, contrast_limits=limits,
                              blending="translucent", opacity=0.7, metadata=metadata, **_placement(source))
-    layer.colorbar.visible = True
+    _only_colorbar(viewer, layer)
     return layer
