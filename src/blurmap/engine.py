@@ -71,7 +71,7 @@ def prepare(image, method: str | None = None, **params) -> Prepared:
 
     The image enters as (value - loc) / scale, loc and scale from the 0.1th and 99.9th percentiles
     of its sampled pixels, so that every estimator sees the same numbers whatever the image's gain
-    and offset; other images a method needs are normalised with the same loc and scale. Parameters
+    and offset; another image a method needs is normalised by its own loc and scale. Parameters
     in image units are converted to the normalised units and back (see Param.scaling).
     """
     est = get(method)

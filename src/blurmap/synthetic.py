@@ -98,6 +98,11 @@ def _drop_discs(img: np.ndarray, cy: np.ndarray, cx: np.ndarray, r: np.ndarray, 
     img.ravel()[pixels] = val[owner[free][first]]
 
 
+def _along(line: np.ndarray, shape: tuple[int, int], axis: int) -> np.ndarray:
+    """Return the profile `line` (px) repeated across `shape`, varying along `axis`, as float32."""
+    return np.broadcast_to(line[:, None] if axis == 0 else line[None, :], shape).astype(np.float32)
+
+
 def ramp(shape: tuple[int, int], low: float = 0.3, high: float = 3.0, axis: int = 1) -> np.ndarray:
     """Return a sigma map (px) growing linearly from `low` to `high` along `axis`.
 
@@ -123,7 +128,7 @@ def ramp(shape: tuple[int, int], low: float = 0.3, high: float = 3.0, axis: int 
     """
     n = shape[axis]
     line = np.linspace(low, high, n, dtype=np.float64)
-    return np.broadcast_to(line[:, None] if axis == 0 else line[None, :], shape).astype(np.float32)
+    return _along(line, shape, axis)
 
 
 def sine(shape: tuple[int, int], low: float = 0.3, high: float = 3.0, periods: float = 1.0,
@@ -154,7 +159,7 @@ def sine(shape: tuple[int, int], low: float = 0.3, high: float = 3.0, periods: f
     """
     n = shape[axis]
     line = low + (high - low) * 0.5 * (1 - np.cos(2 * np.pi * periods * np.arange(n) / n))
-    return np.broadcast_to(line[:, None] if axis == 0 else line[None, :], shape).astype(np.float32)
+    return _along(line, shape, axis)
 
 
 def step(shape: tuple[int, int], low: float = 0.5, high: float = 2.5, axis: int = 1) -> np.ndarray:
@@ -182,7 +187,7 @@ def step(shape: tuple[int, int], low: float = 0.5, high: float = 2.5, axis: int 
     """
     n = shape[axis]
     line = np.where(np.arange(n) < n // 2, low, high)
-    return np.broadcast_to(line[:, None] if axis == 0 else line[None, :], shape).astype(np.float32)
+    return _along(line, shape, axis)
 
 
 def tilted_focal_plane(shape: tuple[int, int], position: float = 0.4, angle_deg: float = 4.0,
