@@ -1,12 +1,18 @@
-"""Speed and peak memory of every estimator on a 4096 x 4096 image, numpy and dask paths.
+"""Speed, cores used and peak memory of every estimator on a 4096 x 4096 image, per path.
 
     python benchmarks/speed.py [--size 4096] [--chunk 1024] [METHOD ...]
 
-Each figure comes from a fresh subprocess, so peak resident memory (from the OS, ru_maxrss) is
-that path's alone; it is reported above the process's size once the image is in memory.
-Time is the best of three runs, and is also given as a multiple of one
-scipy.ndimage.gaussian_filter pass (sigma 2 px, the default truncate; also the best of three)
-over the same float32 image, measured in the same process, so the figure holds on any machine. The dask path uses the threaded scheduler on all cores.
+Paths: `numpy` (blurmap.estimate on a numpy array: cut into tiles on every core when larger than
+one), `dask` (a dask array, the threaded scheduler on every core) and `tiles`
+(blurmap.estimate_tiles, the napari widget's loop: a tile per core at a time, with progress).
+Each (method, path) runs in a fresh subprocess, so peak resident memory (from the OS,
+ru_maxrss) is that path's alone; it is reported above the process's size once the image is in
+memory. In the same process and interleaved with the method's three runs, one float32 add
+(``np.add(image, image, out=...)``) and one ``scipy.ndimage.gaussian_filter`` pass (sigma 2 px,
+the default truncate; single-threaded) over the same image are timed; each time is the best of
+three, and the method's cost is given as a multiple of each (add-equivalents and Gaussian-pass
+equivalents of wall time), so the figures hold on any machine. Cores busy is the process's CPU
+time over the wall time of the method's best run.
 """
 
 from __future__ import annotations
@@ -19,9 +25,16 @@ import subprocess
 import sys
 import time
 
+PATHS = ("numpy", "dask", "tiles")
+
 
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def child(method: str, path: str, size: int, chunk: int) -> dict:
@@ -35,33 +48,37 @@ def child(method: str, path: str, size: int, chunk: int) -> dict:
     tile = ndi.gaussian_filter(dead_leaves((512, 512), seed=7), 1.2)
     image = np.tile(tile, (size // 512 + 1, size // 512 + 1))[:size, :size].copy()
     image += np.random.default_rng(0).normal(0, 0.01, image.shape).astype(np.float32)
+    out = np.empty_like(image)
     ndi.gaussian_filter(image[:256, :256], 2.0)
     base = _rss_mb()
 
     def run():
         if path == "numpy":
             return blurmap.estimate(image, method)
+        if path == "tiles":
+            *_, last = blurmap.estimate_tiles(image, method, chunk=chunk)
+            return last.sigma
         import dask.array as da
         return blurmap.estimate(da.from_array(image, chunks=chunk), method).compute(scheduler="threads")
 
-    times = []
-    for _ in range(3):  # the best of three, as for the reference pass below
-        start = time.perf_counter()
-        sigma = run()
-        times.append(time.perf_counter() - start)
-        if len(times) == 1:
+    def timed(f) -> tuple[float, float]:
+        cpu, start = _cpu(), time.perf_counter()
+        f()
+        wall = time.perf_counter() - start
+        return wall, (_cpu() - cpu) / wall
+
+    adds, passes, runs, peak = [], [], [], None
+    for _ in range(3):  # interleaved: a drift of the machine's speed moves all three alike
+        adds.append(timed(lambda: np.add(image, image, out=out))[0])
+        passes.append(timed(lambda: ndi.gaussian_filter(image, 2.0))[0])
+        runs.append(timed(run))
+        if peak is None:
             peak = _rss_mb()  # the first run's peak: later runs reuse freed memory
-        del sigma
-    seconds = min(times)
-    passes = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        ndi.gaussian_filter(image, 2.0)
-        passes.append(time.perf_counter() - t0)
-    reference = min(passes)
+    seconds, busy = min(runs)
+    add, gauss = min(adds), min(passes)
     return {"method": method, "path": path, "seconds": seconds, "mp_per_s": size * size / 1e6 / seconds,
-            "gaussian_passes": seconds / reference, "reference_s": reference,
-            "peak_extra_mb": peak - base, "image_mb": image.nbytes / 2**20}
+            "adds": seconds / add, "gaussian_passes": seconds / gauss, "cores_busy": busy, "add_s": add,
+            "reference_s": gauss, "peak_extra_mb": peak - base, "image_mb": image.nbytes / 2**20}
 
 
 def main() -> None:
@@ -76,17 +93,19 @@ def main() -> None:
         return
     from blurmap import estimators
 
-    print(f"{args.size} x {args.size} float32, {os.cpu_count()} cores; dask chunks {args.chunk} px")
-    print(f"{'method':15s} {'path':6s} {'s':>7s} {'MP/s':>7s} {'x gauss pass':>13s} {'peak MB':>8s}")
+    print(f"{args.size} x {args.size} float32, {os.cpu_count()} cores; dask and tile chunks {args.chunk} px")
+    print(f"{'method':15s} {'path':6s} {'s':>7s} {'MP/s':>7s} {'x add':>7s} {'x gauss pass':>13s} "
+          f"{'cores busy':>11s} {'peak MB':>8s}")
     blind = [name for name, est in estimators().items() if not est.inputs]  # reference: its own benchmark
     for method in (m for m in blind if not args.methods or m in args.methods):
-        for path in ("numpy", "dask"):
+        for path in PATHS:
             out = subprocess.run([sys.executable, __file__, "--size", str(args.size), "--chunk", str(args.chunk),
                                   "--child", method, path], capture_output=True, text=True, check=True)
             r = json.loads(out.stdout.strip().splitlines()[-1])
-            print(f"{method:15s} {path:6s} {r['seconds']:7.2f} {r['mp_per_s']:7.2f} {r['gaussian_passes']:13.1f} "
-                  f"{r['peak_extra_mb']:8.0f}")
-    print(f"(one gaussian_filter pass, sigma 2 px: {r['reference_s']:.3f} s; the image itself: {r['image_mb']:.0f} MB)")
+            print(f"{method:15s} {path:6s} {r['seconds']:7.2f} {r['mp_per_s']:7.2f} {r['adds']:7.0f} "
+                  f"{r['gaussian_passes']:13.1f} {r['cores_busy']:11.2f} {r['peak_extra_mb']:8.0f}")
+    print(f"(one float32 add: {r['add_s']:.4f} s; one gaussian_filter pass, sigma 2 px: {r['reference_s']:.3f} s "
+          f"= {r['reference_s'] / r['add_s']:.0f} adds; the image itself: {r['image_mb']:.0f} MB)")
 
 
 if __name__ == "__main__":

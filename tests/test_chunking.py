@@ -65,3 +65,47 @@ def test_chunked_equals_whole_for_the_widest_halo(image):
     lazy = estimate(da.from_array(img, chunks=(2 * halo, 2 * halo + 9)), "learned")
     assert lazy.numblocks[0] > 1 and lazy.numblocks[1] > 1
     np.testing.assert_allclose(lazy.compute(), whole, atol=1e-4, rtol=0, equal_nan=True)
+
+
+def _threads_used(monkeypatch):
+    """Patch the engine so that every tile records its thread and lingers, and return the record."""
+    import threading
+    import time
+
+    from blurmap import engine
+
+    seen = set()
+    run = engine.run_tile
+
+    def recorded(*args, **kwargs):
+        seen.add(threading.get_ident())
+        time.sleep(0.05)  # long enough for a second thread to take the next tile meanwhile
+        return run(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "run_tile", recorded)
+    monkeypatch.setattr(engine, "cores", lambda: 2)
+    return seen
+
+
+def test_a_large_numpy_image_is_cut_into_tiles_on_every_core_and_equals_the_whole(monkeypatch):
+    from blurmap import engine
+
+    whole = estimate(TEXTURE, "gradient_ratio")  # one tile: the image is smaller than THREAD_CHUNK
+    seen = _threads_used(monkeypatch)
+    monkeypatch.setattr(engine, "THREAD_CHUNK", 160)
+    monkeypatch.setattr(engine, "THREAD_CHUNK_HALOS", 2)
+    tiled = estimate(TEXTURE, "gradient_ratio")
+    assert len(seen) >= 2
+    np.testing.assert_allclose(tiled, whole, rtol=1e-4, atol=1e-5)
+
+
+def test_the_widgets_tile_loop_computes_a_tile_per_core_at_a_time(monkeypatch):
+    from blurmap import estimate_tiles, tile_count
+
+    seen = _threads_used(monkeypatch)
+    steps = [(s.done, s.total) for s in estimate_tiles(TEXTURE, "gradient_ratio", chunk=136)]
+    total = tile_count(TEXTURE.shape, "gradient_ratio", chunk=136)
+    assert steps == [(i + 1, total) for i in range(total)] and total > 2
+    assert len(seen) >= 2
+    np.testing.assert_allclose(
+        estimate(TEXTURE, "gradient_ratio", chunks=136), estimate(TEXTURE, "gradient_ratio"), rtol=1e-4, atol=1e-5)
