@@ -108,3 +108,10 @@ def test_readme_images_exist():
 def test_default_method_reads_like_the_doc_example():
     image = blurmap.blur(synthetic.dead_leaves((96, 96), seed=2), np.full((96, 96), 1.5))
     assert abs(np.nanmedian(blurmap.estimate(image, noise=0, shot_noise=0)) - 1.5) < 0.3
+
+
+def test_every_estimators_limits_are_on_its_page():
+    for name, est in blurmap.estimators().items():
+        if est.limits:
+            page = (ROOT / "docs" / "estimators" / f"{name}.md").read_text()
+            assert "## Limits" in page and est.limits in page, name

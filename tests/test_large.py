@@ -26,14 +26,48 @@ def _block_mean(a, f):
 def test_pyramid_levels_are_block_means_and_stay_lazy(image):
     pyramid = SigmaPyramid(image, "gradient_ratio", {}, chunk=256, overview_side=100)
     assert [lv.shape for lv in pyramid.levels] == [(700, 600), (350, 300), (175, 150), (87, 75)]
-    assert all(type(lv).__module__.startswith("dask") for lv in pyramid.levels[:-1])  # nothing computed yet
+    assert not pyramid._threads  # nothing computed yet
     assert np.isnan(pyramid.overview).all()
     done = list(pyramid.fill_overview())
     assert done[-1] == pyramid.n_chunks == 9
-    full = estimate(image)
+    full = estimate(image, "gradient_ratio")
     np.testing.assert_allclose(pyramid.overview, _block_mean(full, 8), atol=1e-4, equal_nan=True)
-    np.testing.assert_allclose(pyramid.levels[1][100:200, 50:150].compute(), _block_mean(full, 2)[100:200, 50:150],
-                               atol=1e-4, equal_nan=True)
+    for k in (0, 1, 2):
+        np.testing.assert_allclose(pyramid.levels[k][100:200, 50:150], _block_mean(full, 2**k)[100:200, 50:150],
+                                   atol=1e-4, equal_nan=True)
+    np.testing.assert_allclose(np.asarray(pyramid.levels[2]), _block_mean(full, 4), atol=1e-4, equal_nan=True)
+    assert pyramid.levels[1][5, 7:9].shape == (2,) and pyramid.levels[1][::2, ::3].shape == (175, 100)
+    pyramid.close()
+
+
+def test_a_level_is_served_at_once_and_what_is_missing_comes_in_the_background(image):
+    # napari indexes the level it shows on the GUI thread: that must never wait for an estimate
+    import threading
+    import time
+
+    landed = threading.Event()
+    pyramid = SigmaPyramid(image, "gradient_ratio", {}, chunk=256, overview_side=100, on_ready=landed.set)
+    start = time.perf_counter()
+    first = pyramid.levels[0][300:340, 300:340]  # one tile, not computed yet
+    assert time.perf_counter() - start < 0.05 and np.isnan(first).all()
+    assert landed.wait(30)
+    deadline = time.perf_counter() + 30
+    while np.isnan(pyramid.levels[0][300:340, 300:340]).all() and time.perf_counter() < deadline:
+        time.sleep(0.01)
+    np.testing.assert_allclose(pyramid.levels[0][300:340, 300:340], estimate(image, "gradient_ratio")[300:340, 300:340], atol=1e-4)
+    assert len(pyramid._done) == 1  # only what was asked for
+    pyramid.close()
+
+
+def test_a_failing_tile_is_raised_by_the_fill_not_lost_in_a_thread(image, monkeypatch):
+    pyramid = SigmaPyramid(image, "gradient_ratio", {}, chunk=256, overview_side=100)
+
+    def broken(*_, **__):
+        raise MemoryError("no room for the tile")
+
+    monkeypatch.setattr(type(pyramid.maps), "compute", broken)
+    with pytest.raises(MemoryError, match="no room"):
+        list(pyramid.fill_overview())
 
 
 def test_overview_fills_coarse_to_fine_so_its_first_chunks_span_the_image(image):
@@ -120,13 +154,14 @@ def test_widget_lays_a_lazy_multiscale_layer_over_a_large_image(make_napari_view
         before = image.copy()
         _, widget = viewer.window.add_plugin_dock_widget("napari-blurmap", "Sigma map")
         widget.image.value = source
+        widget.method.value = "gradient_ratio"
         widget.run()  # returns at once: the noise estimate and every chunk run in the worker
         qtbot.waitUntil(lambda: "big sigma (gradient_ratio)" in viewer.layers, timeout=60_000)
         layer = viewer.layers["big sigma (gradient_ratio)"]  # laid before the overview is done
         assert layer.multiscale and len(layer.data) == 4
         qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=120_000)
     np.testing.assert_array_equal(layer.scale, (2.0, 2.0))
-    np.testing.assert_allclose(np.asarray(layer.data[-1]), _block_mean(estimate(image), 8), atol=1e-4, equal_nan=True)
+    np.testing.assert_allclose(np.asarray(layer.data[-1]), _block_mean(estimate(image, "gradient_ratio"), 8), atol=1e-4, equal_nan=True)
     assert layer.contrast_limits[0] == 0 and 1 < layer.contrast_limits[1] < 10
     assert "median sigma" in widget.status.value
     np.testing.assert_array_equal(source.data, before)
@@ -137,3 +172,51 @@ def test_widget_lays_a_lazy_multiscale_layer_over_a_large_image(make_napari_view
     assert dock.fit is not None and 0.2 < dock.fit.position < 0.6  # fitted on the overview, not level 0
     line = viewer.layers["big sigma (gradient_ratio) focal line"]
     np.testing.assert_array_equal(line.scale, (16.0, 16.0))  # overview px of 8 full px, each 2 world units
+
+
+@pytest.mark.gui
+def test_a_12000_px_dask_layer_never_stalls_the_gui_at_any_level(make_napari_viewer, qtbot, npe2pm):
+    # napari picks the level to show from the canvas and the zoom, not always the overview: zoomed
+    # in, it reads a fine level on the GUI thread, which must be served at once from what is
+    # computed (NaN meanwhile, shown transparent) while background threads compute what is on screen
+    import time
+
+    import dask.array as da
+    from qtpy.QtCore import QTimer
+
+    base = synthetic.sem_sample((1000, 1000), seed=3)[0]
+    data = da.tile(da.from_array(base, chunks=1000), (12, 12))
+    ticks = []
+    timer = QTimer()
+    timer.setInterval(20)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    with npe2pm.tmp_plugin(manifest=str(ROOT / "napari.yaml")):
+        viewer = make_napari_viewer(show=True)  # shown: napari picks a level from the canvas's size
+        viewer.window._qt_window.resize(1600, 1000)
+        source = viewer.add_image(data, name="big", contrast_limits=(0, 1))
+        _, widget = viewer.window.add_plugin_dock_widget("napari-blurmap", "Sigma map")
+    widget.image.value = source
+    widget.method.value = "gradient_ratio"
+    # napari's own costs, not measured: drawing the source, and vispy's glyphs of the colour bar's
+    # digits, rendered once a session on the GUI thread (0.3-0.7 s here) by any layer's first colour bar
+    source.colorbar.visible = True
+    qtbot.wait(500)
+    source.colorbar.visible = False
+    timer.start()
+    start = time.perf_counter()
+    widget.run()
+    name = "big sigma (gradient_ratio)"
+    qtbot.waitUntil(lambda: name in viewer.layers, timeout=5_000)  # the bar: within 5 s
+    layer = viewer.layers[name]
+    assert layer.multiscale and len(layer.data) == 5
+    viewer.camera.zoom *= 8  # napari now reads a fine level around the centre
+    qtbot.wait(200)
+    assert layer.data_level < len(layer.data) - 1
+    centre = tuple(slice(n // 2 - 20, n // 2 + 20) for n in layer.data[layer.data_level].shape)
+    qtbot.waitUntil(lambda: np.isfinite(layer.data[layer.data_level][centre]).all(), timeout=60_000)
+    seconds = time.perf_counter() - start
+    widget.cancel()
+    timer.stop()
+    gaps = np.diff([start] + ticks)
+    assert gaps.max() < 0.5, (gaps.max(), seconds)
+    assert widget.run_button.enabled and widget.status.value == "cancelled"

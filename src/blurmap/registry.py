@@ -105,6 +105,9 @@ class Estimator:
         Chunk origins must be multiples of this (px), or ``align(checked_params)``.
     description : str
         One paragraph for the docs and the widget.
+    limits : str
+        Where the map stops meaning anything (measured on the stress benchmark), said in the
+        widget beside the estimator and in the docs; empty if nothing needs saying.
     prepare : callable or None
         ``prepare(image, checked_params, **inputs) -> params``: fills image-wide values (noise,
         registration) once, before any chunk.
@@ -133,6 +136,7 @@ class Estimator:
     halo_formula: Callable[[Mapping], int]
     align: int | Callable[[Mapping], int] = 1
     description: str = ""
+    limits: str = ""
     prepare: Callable[..., dict] | None = None
     inputs: tuple[str, ...] = ()
     higher_is_sharper: bool = False

@@ -164,5 +164,8 @@ ESTIMATOR = register(Estimator(
     description=("Seed 000's answer 4: per patch, the RMS error between the patch and its re-blurs of radius "
                  "1 .. 20 px; the knee where the best two-line fit's lines cross. Higher is blurrier, in px "
                  "of re-blur radius; a relative score (it also grows with the texture's own scale)."),
+    limits=('A relative score: |Spearman| with sigma 0.40-0.77 on the stress benchmark, lowest under brightness '
+            'ramps (0.40) and shot noise (0.52); it ranks blur within one texture, never across textures or '
+            'brightness: use a px estimator to compare regions.'),
     prepare=prepare_white_noise,
 ))

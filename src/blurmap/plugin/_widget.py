@@ -15,6 +15,7 @@ import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, PushButton, create_widget
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QTimer
 
 from .. import engine
 from .._validate import check_2d
@@ -23,6 +24,7 @@ from ..registry import DEFAULT, Param, estimators, get
 from ._layers import contrast_limits, show_sigma, show_sigma_pyramid
 
 LARGE_PIXELS = 4096 * 4096  # px; above this (or for a multiscale layer) the map is a lazy multiscale layer
+REDRAW_MS = 250  # a lazy map is redrawn at most this often while tiles land in the background
 
 _BIG = 1e9  # spin-box bound standing for "no upper limit"
 
@@ -64,12 +66,13 @@ def _compute(data, method: str, params: dict):
     return last
 
 
-def _compute_pyramid(data, method: str, params: dict):
+def _compute_pyramid(data, method: str, params: dict, on_ready):
     """Prepare the lazy pyramid (noise estimate, registration) and yield it, then fill its overview chunk by chunk.
 
     Yields the SigmaPyramid once, then the number of chunks done after each; returns the pyramid.
+    `on_ready` is called from background threads whenever a tile lands.
     """
-    pyramid = SigmaPyramid(data, method, params)
+    pyramid = SigmaPyramid(data, method, params, on_ready=on_ready)
     yield pyramid
     yield from pyramid.fill_overview()
     return pyramid
@@ -88,6 +91,8 @@ class SigmaMapWidget(Container):
         self.image = create_widget(annotation=napari.layers.Image, label="image", name="image")
         self.method = ComboBox(name="method", label="estimator", choices=list(estimators()),
                                value=method or DEFAULT, visible=not self._fixed)
+        self.limits = Label(name="limits", label=" ", value="")  # where the chosen estimator stops meaning anything
+        self.limits.native.setWordWrap(True)
         self.inputs = Container(name="inputs", label=" ", labels=True)  # other images the method needs
         self.params = Container(name="params", label=" ", labels=True)
         self.run_button = PushButton(name="run", text="Run",
@@ -95,10 +100,17 @@ class SigmaMapWidget(Container):
         self.cancel_button = PushButton(name="cancel", text="Cancel", enabled=False)
         self.status = Label(name="status", value="")
         self.status.native.setWordWrap(True)  # a long message wraps instead of widening the dock
-        self.extend([self.image, self.method, self.inputs, self.params, self.run_button, self.cancel_button,
+        self.extend([self.image, self.method, self.limits, self.inputs, self.params, self.run_button, self.cancel_button,
                      self.status])
         self.worker = None
         self._colour_note = ""  # said after the result when the layer was RGB
+        self.pyramid_layer = None
+        self._pyramid = None
+        self._stale = False  # set from background threads when a tile of the lazy map lands
+        self._redraw = QTimer()
+        self._redraw.setInterval(REDRAW_MS)
+        self._redraw.timeout.connect(self._redraw_if_stale)
+        napari_viewer.layers.events.removed.connect(self._layer_removed)
         self.method.changed.connect(self._rebuild_params)
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
@@ -108,6 +120,8 @@ class SigmaMapWidget(Container):
         """Show the parameters, and pickers for the other images, of the selected estimator."""
         est = get(self.method.value)
         self.method.tooltip = f"{est.title} ({est.units}): {est.description}"  # what the chosen estimator does
+        self.limits.value = f"Limits: {est.limits}" if est.limits else ""
+        self.limits.visible = bool(est.limits)
         self.params.clear()
         for param in est.params:
             self.params.extend(_param_widgets(param))
@@ -192,10 +206,11 @@ class SigmaMapWidget(Container):
         Finer levels are computed by napari for what is on screen; every level is the exact block
         mean of the full-resolution map, so zooming never changes what a region reads.
         """
-        self.pyramid_layer = None
+        self._close_pyramid()
         self.status.value = f"computing the overview of {method} on {layer.name} ..."
         total = engine.tile_count(data.shape[:2], method, **params)
-        self.worker = create_worker(_compute_pyramid, data, method, params, _connect={"errored": self._errored}, _start_thread=False,
+        self.worker = create_worker(_compute_pyramid, data, method, params, self._mark_stale,
+                                    _connect={"errored": self._errored}, _start_thread=False,
                                     _progress={"total": total + 1, "desc": f"blurmap: {method} overview"})
         self.worker.yielded.connect(self._if_current(lambda value: self._pyramid_step(layer, value)))
         self.worker.returned.connect(self._if_current(self._pyramid_done))
@@ -204,9 +219,30 @@ class SigmaMapWidget(Container):
     def _pyramid_step(self, source, value) -> None:
         """Add the lazy layer when the worker has prepared it; redraw it as overview chunks land."""
         if isinstance(value, SigmaPyramid):
+            self._pyramid = value
             self.pyramid_layer = show_sigma_pyramid(self._viewer, source, value)
-        elif self.pyramid_layer is not None:
+            self._redraw.start()
+
+    def _mark_stale(self) -> None:
+        """Say that a tile has landed (called from a background thread; the GUI thread redraws, see _redraw_if_stale)."""
+        self._stale = True
+
+    def _redraw_if_stale(self) -> None:
+        """Redraw the lazy map if tiles have landed since the last redraw: reading it never waits, so neither does this."""
+        if self._stale and self.pyramid_layer is not None:
+            self._stale = False
             self.pyramid_layer.refresh()
+
+    def _close_pyramid(self) -> None:
+        """Stop the lazy map's background threads and its redraws."""
+        self._redraw.stop()
+        if self._pyramid is not None:
+            self._pyramid.close()
+        self._pyramid = self.pyramid_layer = None
+
+    def _layer_removed(self, event) -> None:
+        if self.pyramid_layer is not None and event.value is self.pyramid_layer:
+            self._close_pyramid()
 
     def _pyramid_done(self, result) -> None:
         if result is None or self.pyramid_layer is None:
@@ -215,7 +251,7 @@ class SigmaMapWidget(Container):
         limits = contrast_limits(result.overview, est.units)
         self.pyramid_layer.contrast_limits_range = limits
         self.pyramid_layer.contrast_limits = limits
-        self.pyramid_layer.refresh()
+        self._stale = True
         finite = result.overview[np.isfinite(result.overview)]
         self.status.value = (f"{_median_words(est, finite)} (overview)" if finite.size
                              else "no texture found: sigma unknown everywhere")
@@ -225,10 +261,12 @@ class SigmaMapWidget(Container):
         """Stop the running computation; Run is ready again at once and nothing more is added.
 
         The worker stops after the tile in progress, in the background: what it makes is dropped.
+        A lazy map already laid keeps the tiles it has and computes no more.
         """
         if self.worker is not None:
             self.worker.quit()
             self.worker = None
+            self._close_pyramid()  # a lazy map keeps what it has; no tile is started after this
             self.status.value = "cancelled"
             self._finished()
 
