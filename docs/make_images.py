@@ -19,11 +19,12 @@ IMAGES = Path(__file__).resolve().parent / "images"
 def overlay() -> Path:
     """Run the demo as a user would and keep its overlay."""
     from blurmap.cli import main
+    from blurmap.registry import DEFAULT
 
     with tempfile.TemporaryDirectory() as tmp:
         assert main(["demo", tmp]) == 0
         target = IMAGES / "overlay.png"
-        shutil.copyfile(Path(tmp) / "overlay_gradient_ratio.png", target)
+        shutil.copyfile(Path(tmp) / f"overlay_{DEFAULT}.png", target)
     return target
 
 
@@ -31,6 +32,8 @@ def screenshot() -> Path:
     """Open the sample in napari, run the Sigma map dock, show the focal profile, and take a screenshot."""
     import napari
     from qtpy.QtCore import QCoreApplication, QEventLoop, QTimer
+
+    from blurmap.registry import DEFAULT
 
     viewer = napari.Viewer(show=True)
     viewer.window.resize(1400, 820)
@@ -44,7 +47,7 @@ def screenshot() -> Path:
     timer.start(100)
     loop.exec_()
     _, dock = viewer.window.add_plugin_dock_widget("napari-blurmap", "Focal profile")
-    viewer.layers.selection.active = viewer.layers["SEM tilted specimen sigma (gradient_ratio)"]
+    viewer.layers.selection.active = viewer.layers[f"SEM tilted specimen sigma ({DEFAULT})"]
     viewer.reset_view()
     while "fitting" in dock.status.text() or dock.fit is None:  # the fit runs in a worker
         QCoreApplication.processEvents()

@@ -15,14 +15,20 @@ def test_demo_writes_results_and_summarises(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "sharpest band at" in printed and "RMSE" in printed and "focal line at" in printed
     assert "Hough check" in printed
+    header, *rows = printed.splitlines()[1:4]  # the table of thirds: each value ends where its header does
+    for column, word in enumerate(("upper", "middle", "lower")):
+        end = header.index(word) + len(word)
+        for row in rows:
+            value = row.split()[column - 3]
+            assert row.rfind(value, 0, end) + len(value) == end, (word, row)
     summary = json.loads((out / "summary.json").read_text())
-    sigma = tifffile.imread(out / "sigma_gradient_ratio.tif")
+    sigma = tifffile.imread(out / "sigma_learned.tif")
     truth = tifffile.imread(out / "sigma_true.tif")
     assert sigma.shape == truth.shape == (256, 320) and sigma.dtype == np.float32
     assert summary["error"]["within_30pct"] > 0.8
     band = summary["sharpest_band_height_fraction"]
     assert abs(band["estimated"] - band["true"]) < 0.05
-    for name in ("overlay_gradient_ratio.png", "profile_gradient_ratio.png"):
+    for name in ("overlay_learned.png", "profile_learned.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(summary["profile"]["median"]) > 10 and len(summary["profile"]["thirds"]) == 2
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
@@ -68,10 +74,10 @@ def test_profile_says_no_focal_band_for_an_image_blurred_left_and_right(tmp_path
     assert main(["profile", str(src), str(out)]) == 0
     printed = capsys.readouterr().out
     assert "no focal band found" in printed and "focal line at" not in printed
-    summary = json.loads((out / "summary_gradient_ratio.json").read_text())
+    summary = json.loads((out / "summary_learned.json").read_text())
     assert summary["focal_line"]["fit"]["found"] is False and "profile" not in summary
-    assert not (out / "profile_gradient_ratio.png").exists()  # no line, so no profile against it
-    assert (out / "overlay_gradient_ratio.png").exists()
+    assert not (out / "profile_learned.png").exists()  # no line, so no profile against it
+    assert (out / "overlay_learned.png").exists()
 
 
 def test_profile_of_a_relative_method_says_it_has_no_focal_line(tmp_path, capsys):
@@ -139,7 +145,24 @@ def test_every_argument_of_every_command_says_what_it_is(capsys):
         with pytest.raises(SystemExit):
             main([command, "--help"])
         text = capsys.readouterr().out
-        assert "default gradient_ratio" in text, command
+        assert "default learned" in text, command
         positional = text.split("positional arguments:")[1].split("options:")[0]
         assert all(len(line.split()) > 1 for line in positional.strip().splitlines()
                    if line.startswith("  ") and not line.startswith("   ")), (command, positional)
+
+
+def test_unknown_areas_of_an_overlay_are_marked_not_drawn_as_zero(tmp_path):
+    # NaN used to be left transparent: over a dark image it looked like the colour bar's 0
+    import skimage.io
+
+    from blurmap.analysis.figures import overlay_png
+
+    def blue_pixels(sigma) -> int:
+        overlay_png(tmp_path / "o.png", np.zeros((200, 300)), sigma, "title", (0.0, 2.0))  # a dark image
+        png = skimage.io.imread(tmp_path / "o.png")[..., :3].astype(int)
+        return int(((png[..., 2] > png[..., 0] + 40) & (png[..., 2] > png[..., 1] + 20)).sum())
+
+    sigma = np.zeros((200, 300))
+    assert blue_pixels(sigma) < 50  # magma has no blue of its own
+    sigma[50:150, 150:] = np.nan
+    assert blue_pixels(sigma) > 5000

@@ -31,7 +31,7 @@ def _fails(capsys, argv, words):
 def test_profile_never_writes_over_its_input(tmp_path, micrograph, capsys):
     out = tmp_path / "out"
     assert main(["profile", str(micrograph), str(out)]) == 0
-    mine = out / "sigma_gradient_ratio.tif"  # a user profiling a map profile wrote, into the same folder
+    mine = out / "sigma_learned.tif"  # a user profiling a map profile wrote, into the same folder
     before = mine.read_bytes()
     _fails(capsys, ["profile", str(mine), str(out), "--overwrite"], "is the input itself")
     assert mine.read_bytes() == before
@@ -40,9 +40,9 @@ def test_profile_never_writes_over_its_input(tmp_path, micrograph, capsys):
 def test_profile_and_demo_keep_earlier_results_unless_asked(tmp_path, micrograph, capsys):
     out = tmp_path / "out"
     assert main(["profile", str(micrograph), str(out)]) == 0
-    stamp = (out / "summary_gradient_ratio.json").stat().st_mtime_ns
+    stamp = (out / "summary_learned.json").stat().st_mtime_ns
     _fails(capsys, ["profile", str(micrograph), str(out)], "--overwrite")
-    assert (out / "summary_gradient_ratio.json").stat().st_mtime_ns == stamp
+    assert (out / "summary_learned.json").stat().st_mtime_ns == stamp
     assert main(["profile", str(micrograph), str(out), "--overwrite"]) == 0
     demo_out = tmp_path / "demo"
     assert main(["demo", str(demo_out), "--size", "96x128"]) == 0
@@ -97,7 +97,7 @@ def test_what_a_killed_run_left_is_removed_and_said(tmp_path, micrograph, capsys
     printed = capsys.readouterr().out
     assert "removed" in printed and leftover.name in printed
     assert not leftover.exists() and out.exists()
-    assert json.loads(tifffile.TiffFile(out).pages[0].description)["method"] == "gradient_ratio"
+    assert json.loads(tifffile.TiffFile(out).pages[0].description)["method"] == "learned"
 
 
 @pytest.mark.parametrize("sig, status, word", [(signal.SIGTERM, 143, "terminated"),
@@ -130,14 +130,14 @@ def test_a_constant_tiff_is_refused_not_mapped_as_nan(tmp_path, capsys):
 def test_a_nan_pixel_in_a_tiff_stays_local_and_the_metadata_is_valid_json(tmp_path):
     import zarr
 
-    image = synthetic.sem_sample((400, 480), seed=6)[0]
-    image[200, 240] = np.nan
+    image = synthetic.sem_sample((720, 720), seed=6)[0]  # the default's halo is 236 px
+    image[360, 360] = np.nan
     path = tmp_path / "holed.tif"
     tifffile.imwrite(path, image, tile=(128, 128))
     out = tmp_path / "map.zarr"
-    assert main(["estimate", str(path), str(out), "--chunk", "192"]) == 0
+    assert main(["estimate", str(path), str(out), "--chunk", "480"]) == 0
     root = zarr.open_group(str(out), mode="r")
     sigma = np.asarray(root["0"])
-    assert np.isnan(sigma[200, 240]) and np.isfinite(sigma[:40, :40]).mean() > 0.9
+    assert np.isnan(sigma[360, 360]) and np.isfinite(sigma[:80, :80]).mean() > 0.9
     attrs = json.loads((out / ".zattrs").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in the JSON"))
     assert attrs["blurmap"]["params"]["noise"] > 0

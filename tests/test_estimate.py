@@ -7,7 +7,8 @@ from scipy import ndimage as ndi
 import blurmap
 from blurmap import estimate, estimators, synthetic
 
-HALO = estimators()["gradient_ratio"].halo
+GR = "gradient_ratio"  # the engine's mechanics are tested with the estimator of the smallest halo
+HALO = estimators()[GR].halo
 
 
 @pytest.mark.parametrize("sigma", [0.75, 1.5, 3.0])
@@ -49,16 +50,19 @@ def test_noise_is_estimated_and_removed(ramp_pair):
 def test_textureless_area_is_unknown_not_invented(leaves):
     image = ndi.gaussian_filter(leaves, 1.0)
     image[:, 128:] = 0.5  # right half flat
-    sigma, conf = estimate(image, noise=0, return_confidence=True)
+    sigma, conf = estimate(image, GR, noise=0, return_confidence=True)
     assert np.isnan(sigma[:, 230:]).all() and (conf[:, 230:] < 0.01).all()
     assert np.isfinite(sigma[:, :100]).all() and (conf[:, :100] > 0.5).all()
+    sigma, conf = estimate(image, noise=0, return_confidence=True)  # the default
+    assert np.isnan(sigma[:, 230:]).all() and (conf[:, 230:] < 0.01).all()
+    assert np.isfinite(sigma[:, :100]).all()
 
 
 @pytest.mark.parametrize("chunk", [2 * HALO, 2 * HALO + 6, 150, 200])
 def test_chunked_equals_unchunked(sem, chunk):
     image, _ = sem  # 320 x 384: ragged last chunks for every size here
-    whole, conf = estimate(image, return_confidence=True)
-    lazy, lazy_conf = estimate(da.from_array(image, chunks=chunk), return_confidence=True)
+    whole, conf = estimate(image, GR, return_confidence=True)
+    lazy, lazy_conf = estimate(da.from_array(image, chunks=chunk), GR, return_confidence=True)
     assert isinstance(lazy, da.Array) and lazy.dtype == np.float32
     assert lazy.numblocks[0] > 1
     np.testing.assert_allclose(lazy.compute(), whole, atol=1e-4, equal_nan=True)
@@ -67,16 +71,16 @@ def test_chunked_equals_unchunked(sem, chunk):
 
 def test_chunks_smaller_than_twice_the_halo_are_enlarged(sem):
     image, _ = sem
-    lazy = estimate(da.from_array(image, chunks=32))
+    lazy = estimate(da.from_array(image, chunks=32), GR)
     assert min(min(c) for c in lazy.chunks) >= HALO
-    np.testing.assert_allclose(lazy.compute(), estimate(image), atol=1e-4, equal_nan=True)
+    np.testing.assert_allclose(lazy.compute(), estimate(image, GR), atol=1e-4, equal_nan=True)
 
 
 def test_tiles_equal_the_whole(sem):
     image, _ = sem
-    *_, last = blurmap.estimate_tiles(image, chunk=160)
-    assert last.done == last.total == blurmap.tile_count(image.shape, chunk=160) > 1
-    np.testing.assert_allclose(last.sigma, estimate(image), atol=1e-4, equal_nan=True)
+    *_, last = blurmap.estimate_tiles(image, GR, chunk=160)
+    assert last.done == last.total == blurmap.tile_count(image.shape, GR, chunk=160) > 1
+    np.testing.assert_allclose(last.sigma, estimate(image, GR), atol=1e-4, equal_nan=True)
     assert last.params["noise"] > 0 and last.params["shot_noise"] >= 0 and last.params["dark_level"] is not None
 
 
@@ -194,7 +198,7 @@ def test_unknown_chunks_get_a_clear_error(leaves):
 ])
 def test_bad_parameters_get_clear_errors(leaves, params, error, match):
     with pytest.raises(error, match=match):
-        estimate(leaves, **params)
+        estimate(leaves, GR, **params)
 
 
 def test_unknown_method_is_refused(leaves):

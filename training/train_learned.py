@@ -1,25 +1,34 @@
-"""Train the `learned` estimator's network and write src/blurmap/learned.npz (PyTorch, CPU, about 10 min on 2 cores).
+"""Train the `learned` estimator's network and write src/blurmap/estimators/learned.npz (PyTorch, CPU, about 20 min on 2 cores).
 
     pip install torch==2.13.0
-    python training/train_learned.py [--seed 0] [--images 1600] [--epochs 40] [--mix 0.5] [--out src/blurmap/learned.npz]
+    python training/train_learned.py [--seed 0] [--images 4000] [--epochs 40] [--mix 0.5] [--out ...]
 
 Not imported at run time. Data are made here with the project's own forward model
-(blurmap.blur), from sources kept apart from the benchmark suite (benchmarks/_suite.py: dead
-leaves seeds 2000-2001, scikit-image's brick, grass and gravel) and the demo (sem_sample):
-- dead leaves, seeds 10000 + i, with random smallest and largest disc radii (30%);
-- procedural textures: power-law (1/f**beta) noise, thresholded or not (15%), random bands (5%),
+(blurmap.blur), from sources kept apart from every benchmark: the accuracy suite's
+(benchmarks/_suite.py: dead leaves seeds 2000-2001, scikit-image's brick, grass and gravel), the
+stress benchmark's photographs (motorcycle_left, motorcycle_right, microaneurysms, page) and the
+demo (sem_sample). Sharp sources:
+- dead leaves (seeds from 10000, random smallest and largest disc radii; 25%), and the stress
+  benchmark's generator's dead leaves of other radius laws (10%);
+- procedural textures: power-law (1/f**beta) noise, thresholded or not (10%), random bands (5%),
   stones or tiles (Voronoi cells, each with its own grey, slope and grain, and dark or bright gaps
-  from none to mortar lines; 20%) and grass or fibres (thin strokes near one direction; 10%);
-- scikit-image's bundled photographs other than brick, grass and gravel, averaged 2 x 2 as the
-  suite's are (those under 512 px mirrored out to 256), random crops, flips and transposes (20%).
-Each is blurred with a random smooth sigma map (a ramp or sine at a random angle, a smooth random
-field or a constant, between 0.2 and 4 px), given a gain ramp (up to 10x per image width in a
-random direction) and an offset, then noise: none, Gaussian (25-90 dB) or Poisson (as in SEM,
-100-10000 counts). The noise model is then estimated from the image, as the engine does at
-inference. Targets are log sigma at each 4 x 4 block's centre, except where the unblurred source
-is itself blurred (see sharp_blocks); the loss weighs half of it by sigma**2, so it follows px (see nll).
-Last, the map's refinement (blurmap.learned.refine) is fitted by least squares in px on the
-held-out images' maps. Everything follows from --seed.
+  from none to mortar lines; 15%), grass or fibres (thin strokes near one direction; 10%), and the
+  stress generator's power-law noise, cells and fibres (10%);
+- scikit-image's bundled photographs other than those above, averaged 2 x 2 as the suite's are
+  (those under 512 px mirrored out to 256), random crops, flips and transposes (15%).
+Each is blurred with a random sigma map between 0.2 and SIGMA_HIGH px (a ramp or sine at a random
+angle, a smooth random field, a constant, or one of the stress generator's profiles: tilted
+planes, steps, radial fields), then degraded one of three ways: a gain ramp (up to 10x) and an
+offset with no, Gaussian (25-90 dB) or Poisson (100-10000 counts) noise (35%); the stress
+generator's SEM chain (5-3000 counts at the brightest pixel, ramps up to 100x, detector offset
+and read noise, scan lines, bright edges; 40%); or its photographic finishes (noise-free float,
+8-bit, JPEG at quality 75; 25%). Every random draw comes from this script's own seeds
+(seed * 10**6 + i), never the stress benchmark's DEV_SEEDS or EVAL_SEEDS streams. The image is then
+normalised and its noise model estimated by the engine's own preparation, as at inference. Targets are log sigma at
+each 4 x 4 block's centre, except where the unblurred source is itself blurred (see sharp_blocks);
+the loss weighs half of it by sigma**2, so it follows px (see nll). Last, the map's refinement
+(blurmap.estimators.learned.refine) is fitted by least squares in px on the held-out images' maps.
+Everything follows from --seed.
 """
 
 from __future__ import annotations
@@ -37,14 +46,20 @@ from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 
 from blurmap import blur, estimate, synthetic
+from blurmap.engine import prepare
 from blurmap.estimators.learned import BLOCK, N_FEATURES, features, refine, refinement_terms
-from blurmap.noise import estimate_noise_model
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import _scenes  # the stress benchmark's generator: its textures, profiles and degradations
+
+sys.path.pop(0)
 
 SIZE = 256  # px, training image side
 # not brick, grass, gravel (the suite's); those under 512 px a side are mirrored out to 256 after averaging 2 x 2
 PHOTOS = ("astronaut", "camera", "cell", "hubble_deep_field", "immunohistochemistry", "moon", "retina",
           "chelsea", "coffee", "rocket", "coins", "clock")
-SIGMA_LOW, SIGMA_HIGH = 0.2, 4.0  # px; wider than the suite's 0.3 .. 3.0 so its ends are not edges
+SIGMA_LOW, SIGMA_HIGH = 0.2, 10.0  # px; wider than the benchmarks' 0.3 .. 8 so their ends are not edges
+STRESS_TEXTURES = ("dead_leaves", "power_law", "cells", "fibres")  # of _scenes.TEXTURES: never its photographs
 OWN_BLUR_MAX = 1.0  # px; blocks whose sharp source reads blurrier than this carry no target (see sharp_blocks)
 _PHOTOS: dict[str, np.ndarray] = {}  # loaded once per process
 
@@ -124,7 +139,12 @@ def _blades(rng: np.random.Generator) -> np.ndarray:
 
 def source(rng: np.random.Generator, photos: dict[str, np.ndarray]) -> np.ndarray:
     """Return one sharp SIZE x SIZE training source in [0, 1] (float32)."""
-    kind = rng.choice(["leaves", "power", "lines", "photo", "cells", "blades"], p=[0.3, 0.15, 0.05, 0.2, 0.2, 0.1])
+    kind = rng.choice(["leaves", "power", "lines", "photo", "cells", "blades", "stress leaves", "stress"],
+                      p=[0.25, 0.1, 0.05, 0.15, 0.15, 0.1, 0.1, 0.1])
+    if kind == "stress leaves":
+        return _scenes.TEXTURES["dead_leaves"](rng, (SIZE, SIZE))[0]
+    if kind == "stress":
+        return _scenes.TEXTURES[STRESS_TEXTURES[int(rng.integers(1, len(STRESS_TEXTURES)))]](rng, (SIZE, SIZE))[0]
     if kind == "leaves":
         return synthetic.dead_leaves((SIZE, SIZE), seed=int(rng.integers(10000, 10**9)),
                                      rmin=float(rng.choice([0.5, 1.0, 2.0])), rmax=float(rng.uniform(16, 128)))
@@ -148,11 +168,15 @@ def source(rng: np.random.Generator, photos: dict[str, np.ndarray]) -> np.ndarra
 def sigma_map(rng: np.random.Generator) -> np.ndarray:
     """Return a random smooth sigma map (px) between SIGMA_LOW and SIGMA_HIGH."""
     low = rng.uniform(SIGMA_LOW, 1.5)
-    high = rng.uniform(low, SIGMA_HIGH)
+    high = rng.uniform(low, SIGMA_HIGH) if rng.random() < 0.5 else rng.uniform(low, 4.0)
     yy, xx = np.mgrid[0:SIZE, 0:SIZE] / SIZE
     a = rng.uniform(0, 2 * np.pi)
     u = yy * np.cos(a) + xx * np.sin(a)
-    kind = rng.choice(["ramp", "sine", "field", "constant"], p=[0.3, 0.3, 0.3, 0.1])
+    kind = rng.choice(["ramp", "sine", "field", "constant", "stress"], p=[0.2, 0.2, 0.25, 0.1, 0.25])
+    if kind == "stress":
+        profile = ("tilted_plane", "step", "radial")[int(rng.integers(3))]
+        truth, _ = _scenes.PROFILES[profile](rng, (SIZE, SIZE), max(high, 2.0))
+        return np.clip(truth, SIGMA_LOW, SIGMA_HIGH).astype(np.float32)
     if kind == "ramp":
         t = u
     elif kind == "sine":
@@ -187,9 +211,16 @@ def example(seed: int) -> tuple[np.ndarray, np.ndarray]:
         _PHOTOS.update({name: _photo(name) for name in PHOTOS})
     photos = _PHOTOS
     sharp, truth = source(rng, photos), sigma_map(rng)
-    image = degrade(rng, blur(sharp, truth))
-    a, b, dark = estimate_noise_model(image)
-    feats = features(image, noise=float(np.sqrt(a)), shot_noise=b, dark_level=dark)
+    finish = rng.choice(["degrade", "sem", "photographic"], p=[0.35, 0.4, 0.25])
+    if finish == "degrade":
+        image = degrade(rng, blur(sharp, truth))
+    elif finish == "sem":
+        image, _, _ = _scenes._sem(rng, sharp, truth, counts=(5.0, 3000.0), ratio=(1.0, 100.0),
+                                   extras=bool(rng.random() < 0.6))
+    else:
+        image, _ = _scenes._photographic(rng, sharp, truth, rng.choice(["float", "uint8", "jpeg"]))
+    prepared = prepare(image, "learned")  # normalised and the noise model estimated, as at inference
+    feats = features(prepared.image, **prepared.params)
     target = np.log(_at_block_centres(truth))
     target[~sharp_blocks(sharp)] = np.nan
     return feats, target.astype(np.float32)
@@ -220,17 +251,18 @@ def make_data(seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
 
 
-def build_model(torch, n_in: int = N_FEATURES, width: int = 32):
-    """Return the torch network: three 3 x 3 conv + ReLU layers (the last dilated 2), then a 1 x 1 to 2 outputs."""
+def build_model(torch, n_in: int = N_FEATURES, width: int = 24):
+    """Return the torch network: a 1 x 1 and three 3 x 3 conv + ReLU layers (dilated 1, 2, 4), then a 1 x 1 to 2 outputs."""
     nn = torch.nn
 
     class Net(nn.Module):
-        dilations = (1, 1, 2, 1)
+        dilations = (1, 1, 2, 4, 1)
 
         def __init__(self):
             super().__init__()
-            self.convs = nn.ModuleList([nn.Conv2d(n_in, width, 3), nn.Conv2d(width, width, 3),
-                                        nn.Conv2d(width, width, 3, dilation=2), nn.Conv2d(width, 2, 1)])
+            self.convs = nn.ModuleList([nn.Conv2d(n_in, width, 1), nn.Conv2d(width, width, 3),
+                                        nn.Conv2d(width, width, 3, dilation=2),
+                                        nn.Conv2d(width, width, 3, dilation=4), nn.Conv2d(width, 2, 1)])
 
         def forward(self, x):
             for i, (conv, d) in enumerate(zip(self.convs, self.dilations)):
@@ -289,7 +321,7 @@ def nll(out, target, torch, mix: float = 0.5):
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--images", type=int, default=1600)
+    parser.add_argument("--images", type=int, default=4000)
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--mix", type=float, default=0.5, help="share of the loss weighted by sigma**2 (see nll)")
     parser.add_argument("--cache", type=Path, help="keep the generated data here and reuse them (same seed and size)")

@@ -113,7 +113,8 @@ def demo(outdir: Path, method: str | None, shape: tuple[int, int], seed: int, ov
     _write_tiff(outdir / "micrograph.tif", image, "synthetic SEM micrograph of a tilted specimen")
     _write_tiff(outdir / "sigma_true.tif", truth, "true Gaussian blur sigma, px")
     shown = truth if est.units == "px" else sigma
-    _write_maps(outdir, est, image, sigma, confidence, f"{est.name} map", float(np.nanpercentile(shown, 99.5)),
+    _write_maps(outdir, est, image, sigma, confidence, f"{est.title} ({est.name}) on the demo micrograph",
+                float(np.nanpercentile(shown, 99.5)),
                 focal_fit)
     _write_atomic(outdir / "summary.json",
                   lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2) + "\n"))
@@ -183,7 +184,7 @@ def profile_image(path: Path, outdir: Path, method: str | None, params: dict, ov
         summary["focal_line"] = None
         summary["note"] = "a relative score has no focal-plane model in px; use a px method for the focal line"
     finite = sigma[np.isfinite(sigma)]
-    _write_maps(outdir, est, image, sigma, confidence, f"{path.name}: {est.name}",
+    _write_maps(outdir, est, image, sigma, confidence, f"{path.name}: {est.title} ({est.name})",
                 float(np.percentile(finite, 99.5)) if finite.size else 1.0, focal_fit)
     _write_atomic(outdir / f"summary_{est.name}.json",
                   lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2) + "\n"))
@@ -212,9 +213,11 @@ def _print_summary(s: dict, outdir: Path) -> None:
     thirds = s["median_sigma_thirds_px"]
     print(f"blurmap demo: {s['method']} on a {s['shape'][0]} x {s['shape'][1]} px synthetic SEM micrograph "
           f"({s['seconds']:.2f} s)")
-    print(f"  median ({s['units']})   upper   middle  lower")
-    print("    estimated         " + "  ".join(f"{v:6.2f}" for v in thirds["estimated"]))
-    print("    true sigma (px)   " + "  ".join(f"{v:6.2f}" for v in thirds["true"]))
+    rows = [(f"median ({s['units']}) by third", ("upper", "middle", "lower")),
+            ("  estimated", [f"{v:.2f}" for v in thirds["estimated"]]),
+            ("  true sigma (px)", [f"{v:.2f}" for v in thirds["true"]])]
+    for label, cells in rows:  # each value right-aligned under its header
+        print(f"  {label:<24s}" + "".join(f"{c:>8s}" for c in cells))
     band = s["sharpest_band_height_fraction"]
     print(f"  sharpest band at {100 * band['estimated']:.1f}% of the height (true {100 * band['true']:.1f}%)")
     if "focal_line" in s and not s["focal_line"]["estimated"]["found"]:

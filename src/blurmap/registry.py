@@ -18,7 +18,7 @@ from ._validate import check_param
 __all__ = ["Param", "Estimator", "register", "estimators", "get", "DEFAULT"]
 
 UNITS = ("px", "relative")
-DEFAULT = "gradient_ratio"  # the estimator used when none is named
+DEFAULT = "learned"  # the estimator used when none is named (docs/estimators/README.md says why)
 
 
 @dataclass(frozen=True)
@@ -220,7 +220,7 @@ def estimators() -> dict[str, Estimator]:
     --------
     >>> import blurmap
     >>> list(blurmap.estimators())[:2]
-    ['gradient_ratio', 'reference']
+    ['learned', 'gradient_ratio']
     """
     return dict(_REGISTRY)
 
@@ -241,7 +241,7 @@ def get(method: str | None) -> Estimator:
     Examples
     --------
     >>> get(None).name
-    'gradient_ratio'
+    'learned'
     >>> get("sharpness")
     Traceback (most recent call last):
     ...

@@ -7,6 +7,9 @@ import numpy as np
 __all__ = ["overlay_png", "profile_png"]
 
 
+UNKNOWN_COLOUR = "#3fa7ff"  # unknown areas of an overlay: a blue the magma map never takes
+
+
 def overlay_png(path, image: np.ndarray, sigma: np.ndarray, title: str, limits: tuple[float, float],
                 label: str = "Gaussian blur sigma (px)") -> None:
     """Write a PNG of a map laid over `image` with a colour bar labelled `label`.
@@ -18,7 +21,8 @@ def overlay_png(path, image: np.ndarray, sigma: np.ndarray, title: str, limits: 
     image : ndarray
         2-D grey image, shown between its 1st and 99th percentiles.
     sigma : ndarray
-        The map, the image's shape; NaN pixels are left transparent.
+        The map, the image's shape; NaN pixels (unknown) are hatched in UNKNOWN_COLOUR, and the
+        colour bar's label gives their share.
     title : str
         Above the picture.
     limits : tuple of float
@@ -49,6 +53,11 @@ def overlay_png(path, image: np.ndarray, sigma: np.ndarray, title: str, limits: 
     lo, hi = np.percentile(image, [1, 99])
     ax.imshow(image, cmap="gray", vmin=lo, vmax=hi)
     shown = ax.imshow(sigma, cmap="magma", vmin=limits[0], vmax=limits[1], alpha=0.6)
+    unknown = ~np.isfinite(sigma)
+    if unknown.any():  # hatched, in a colour the map never takes: not to be read as the bar's 0
+        ax.contourf(unknown.astype(np.float32), levels=[0.5, 1.5], colors="none", hatches=["////"])
+        ax.contourf(unknown.astype(np.float32), levels=[0.5, 1.5], colors=[UNKNOWN_COLOUR], alpha=0.35)
+        label = f"{label}; hatched: unknown ({100 * unknown.mean():.1f}%)"
     bar = fig.colorbar(shown, ax=ax, fraction=0.04, pad=0.02)
     bar.set_label(label)
     ax.set_title(title)

@@ -7,12 +7,12 @@ estimators share.
 """
 # isort: skip_file
 
-from . import gradient_ratio  # noqa: F401  (the default)
+from . import learned  # noqa: F401  (the default)
+from . import gradient_ratio  # noqa: F401
 from . import reference  # noqa: F401
 from . import log_scale  # noqa: F401
 from . import acutance  # noqa: F401
 from . import difference  # noqa: F401
 from . import reblur_curve  # noqa: F401
-from . import learned  # noqa: F401
 
 __all__: list[str] = []  # each estimator module holds its own

@@ -1,20 +1,18 @@
-"""A learned sigma regressor (seed 002, done as a regression): fixed scale-space energies, then a small FCN.
+"""A learned sigma regressor (seed 002, done as a regression): a fixed pyramid of energies, then a small FCN.
 
-The network's first stage is fixed, not learned: per 4 x 4 block, the gradient and Laplacian
-energies of the image less its local mean (see less_local_mean), re-blurred by SCALES px, read as
-log ratios of one another (so gain cancels exactly; see _ratios for which) beside the noise's
-share of them, block by block and pooled over about 16 px, and
-gradient_ratio's three calibrated readings of sigma with their weights and its blend of them
-(which the network learns to correct where a texture fools them). Filters a first convolution
-layer would learn for this task look like these Gaussian derivatives; fixing them makes the map
-invariant to gain by construction and costs a few separable passes. A fully
-convolutional network of four layers on the 4 px grid then regresses, per block, the natural log
-of sigma and the log variance of that estimate (trained by Gaussian negative log likelihood, so
-its variance is an honest uncertainty). Last, a linear refinement of the map (see refine)
-takes away the bias of the smoothing the features and the network apply: peaks read low, troughs
-high, steep flanks low. Its weights ship in ``learned.npz``, trained by
-``training/train_learned.py`` with PyTorch (the refinement fitted there by least squares on
-held-out images); inference here is numpy and scipy only.
+The network's first stage is fixed, not learned. The image less its local mean is read at three
+resolutions (full, half, and a quarter: the 4 px block grid), each re-blurred by a few px of its
+own (LEVELS), so re-blurs reach 8 px at a fraction of the work of full-resolution filters. Per
+4 x 4 block, the gradient and Laplacian energies of each are read as log ratios of one another
+(so gain cancels exactly; see _ratios for which) beside the noise's share of each resolution,
+block by block and pooled over about 16 px. A fully convolutional network on the 4 px grid
+(a 1 x 1 layer, three 3 x 3 layers dilated 1, 2 and 4, a 1 x 1 output) then regresses, per
+block, the natural log of sigma and the log variance of that estimate (trained by Gaussian
+negative log likelihood, so its variance is an honest uncertainty). Last, a linear refinement
+of the map (see refine) takes away the bias of the smoothing the features and the network
+apply: peaks read low, troughs high, steep flanks low. Its weights ship in ``learned.npz``,
+trained by ``training/train_learned.py`` with PyTorch (the refinement fitted there by least
+squares on held-out images); inference here is numpy and scipy only.
 """
 
 from __future__ import annotations
@@ -27,42 +25,54 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..registry import Estimator, register
-from . import gradient_ratio as _gr
 from ._energy import TRUNCATE, block_noise, gradient_energy, laplacian_energy, noise_energy
-from ._grid import BLOCK, block_mean, box2, upsample
+from ._grid import BLOCK, FLAT_VARIANCE, box2, upsample
 from ._noise_params import NOISE_MODEL, prepare_noise_model
 
 __all__ = ["learned", "halo", "ESTIMATOR"]
 
-SCALES = (0.0, 0.7, 1.4, 2.1, 2.8, 4.0)  # px; re-blurs whose energies are the network's input
-LOCAL_MEAN = 17  # px; width of the box (odd: centred; three passes, sigma 8.5 px) of the local mean taken away first
-POOL = 5  # coarse px; width of the box (applied twice) of the pooled copy of every feature
-N_EVIDENCE = 7  # gradient_ratio's three calibrated readings (log px), their weights, and its blend (log px)
-_GR_DEFAULTS = _gr.ESTIMATOR.defaults()  # gradient_ratio's readings are taken at its own defaults
-EVIDENCE_WIDTH, EVIDENCE_FILL, EVIDENCE_MAX = (_GR_DEFAULTS[k] for k in ("pooling_width", "fill_reach", "sigma_max"))
-EVIDENCE_OFFSET = 0.1  # px added before the log, so that a zero reading (no evidence) stays finite
-N_FEATURES = 2 * (2 * len(SCALES) - 1) + N_EVIDENCE  # block and pooled: 5 gradient ratios, 5 curvature falls, noise; readings
+# re-blurs (px of each resolution) of the image at full, half and quarter resolution; the last
+# resolution is the 4 px block grid, so its 2 px re-blur is 8 full px (a re-blur of s px at one
+# resolution is about one of s / 2 at the next, so each is read at the coarsest that holds it)
+LEVELS = ((0.0, 0.7), (0.0, 0.7, 1.4), (0.0, 0.7, 1.4, 2.0))
+LOCAL_MEAN = 4.0  # blocks (16 px); std of the Gaussian, on the block grid, of the local mean taken away first
+POOL = 5  # blocks; width of the box (applied twice) of the pooled copy of every feature
+_PAIRS = sum(len(scales) for scales in LEVELS)  # (resolution, re-blur) pairs
+N_FEATURES = 2 * (2 * (_PAIRS - 1) + len(LEVELS))  # block and pooled: gradient ratios, curvature falls, noise shares
 LOG_CLIP = (-20.0, 8.0)  # log ratios are clipped here: flat blocks give log(0)
 NOISE_SHARE_MIN = -14.0  # log of noise over gradient energy; below it (60 dB under the signal) noise cannot matter
 SIGMA_RANGE = (0.05, 20.0)  # px; the map is clipped to this
 REFINE_WIDTHS = (8.0, 16.0, 32.0)  # px; the map less its Gaussian blur at each of these feeds the refinement
 REFINE_SLOPE = 8.0  # px; Gaussian whose derivatives give the map's slope for the refinement
-REFINE_TRUNCATE = 3.0  # the refinement's Gaussians are cut at this many standard deviations
+REFINE_TRUNCATE = 3.0  # the refinement's and the local mean's Gaussians are cut at this many standard deviations
 CONF_STD = 0.15  # predicted std of log sigma at which the confidence is 0.5
 WEIGHTS = "learned.npz"
 
 
+def halve(a: np.ndarray) -> np.ndarray:
+    """Return the mean of each 2 x 2 block of `a` (both sides even), by strided adds (a reduction over a 2-long axis is slower)."""
+    rows = a[0::2] + a[1::2]
+    out = rows[:, 0::2] + rows[:, 1::2]
+    out *= 0.25
+    return out
+
+
+def to_blocks(a: np.ndarray, factor: int) -> np.ndarray:
+    """Return the mean of each `factor` x `factor` block of `a` (a power of two dividing both sides)."""
+    while factor > 1:
+        a, factor = halve(a), factor // 2
+    return a
+
+
 def less_local_mean(img: np.ndarray) -> np.ndarray:
-    """Return the image less its local mean (LOCAL_MEAN px box, three passes), image units.
+    """Return the image (sides a multiple of BLOCK) less its local mean: its block grid blurred by LOCAL_MEAN blocks, interpolated.
 
     A gain that changes across the image adds to every gradient the local mean times the gain's
     slope: a smooth term no ratio of re-blurred energies can tell from texture. Taking the local
     mean away removes it and keeps the texture, whose energy lies far above the mean's frequencies.
     """
-    mean = img
-    for _ in range(3):
-        mean = ndi.uniform_filter(mean, LOCAL_MEAN, mode="reflect")
-    return img - mean
+    mean = ndi.gaussian_filter(to_blocks(img, BLOCK), LOCAL_MEAN, mode="reflect", truncate=REFINE_TRUNCATE)
+    return img - upsample(mean, img.shape)
 
 
 def _log_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -72,55 +82,72 @@ def _log_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return np.clip(np.nan_to_num(r, nan=LOG_CLIP[0], posinf=LOG_CLIP[1], neginf=LOG_CLIP[0]), *LOG_CLIP)
 
 
-def _ratios(grad: list[np.ndarray], lap: list[np.ndarray], noise: np.ndarray) -> list[np.ndarray]:
-    """Return the gain-free channels: log(G_s / G_0) and the fall of log(L_s / G_s) from s = 0, for s > 0; log(noise / G_0).
+def _ratios(grad: list[list[np.ndarray]], lap: list[list[np.ndarray]], noise: np.ndarray) -> list[np.ndarray]:
+    """Return the gain-free channels: log(G / G_00) and the fall of log(L / G) from the first pair; each resolution's noise share.
 
-    The curvature L / G is gamma / t for a power-law spectrum, gamma set by the texture (thin
-    lines give three times an edge's); only its fall with re-blurring is free of gamma, so its
-    level at s = 0 is left out: a network given it learns the gamma of its training textures.
+    ``grad[k][i]`` is the gradient energy at resolution k, re-blur i. The curvature L / G is gamma / t
+    for a power-law spectrum, gamma set by the texture (thin lines give three times an edge's); only its
+    changes are free of gamma, so its level at full resolution, no re-blur, is left out: a network given
+    it learns the gamma of its training textures. ``noise`` is the full-resolution noise variance; halving
+    the resolution quarters it.
     """
-    curvature = [_log_ratio(lp, g) for lp, g in zip(lap, grad)]
-    return ([_log_ratio(g, grad[0]) for g in grad[1:]] + [c - curvature[0] for c in curvature[1:]]
-            + [np.maximum(_log_ratio(noise, grad[0]), NOISE_SHARE_MIN)])
+    g00, c00 = grad[0][0], _log_ratio(lap[0][0], grad[0][0])
+    ratios, falls, shares = [], [], []
+    for k, (gs, ls) in enumerate(zip(grad, lap)):
+        for i, (g, lp) in enumerate(zip(gs, ls)):
+            if k or i:
+                ratios.append(_log_ratio(g, g00))
+                falls.append(_log_ratio(lp, g) - c00)
+        shares.append(np.maximum(_log_ratio(noise * (noise_energy(0.0) / 4**k), gs[0]), NOISE_SHARE_MIN))
+    return ratios + falls + shares
 
 
 def features(image: np.ndarray, noise: float = 0.0, shot_noise: float = 0.0,
              dark_level: float = 0.0) -> np.ndarray:
-    """Return the network's input, (N_FEATURES, ceil(h/4), ceil(w/4)) float32, one per 4 x 4 block: log ratios, then readings.
+    """Return the network's input, (N_FEATURES, ceil(h/4), ceil(w/4)) float32, one per 4 x 4 block.
 
     The noise variance is noise**2 + shot_noise * (local mean - dark_level) in image units. The
-    top-left corner of `image` must lie on the global 4 px grid (the engine sees to it).
+    top-left corner of `image` must lie on the global 4 px grid (the engine sees to it); a partial
+    last block is mirrored.
     """
+    return _features(image, noise, shot_noise, dark_level)[0]
+
+
+def _features(image: np.ndarray, noise: float, shot_noise: float, dark_level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Return the features and, per block, whether anything varies within the pooled window (see textured)."""
     img = np.asarray(image, dtype=np.float32)
-    floor, q_unit = block_noise(img, noise, shot_noise, dark_level)
-    grad, lap, blurred = [], [], {}
-    src = less_local_mean(img)
-    for s in SCALES:
-        g = ndi.gaussian_filter(src, s, mode="reflect", truncate=TRUNCATE) if s > 0 else src
-        if s in _gr.EVIDENCE_SCALES:  # kept for gradient_ratio's readings (only those: each is an image's worth)
-            blurred[s] = g
-        grad.append(block_mean(gradient_energy(g)) + floor)
-        lap.append(block_mean(laplacian_energy(g)) + floor)
-    q0 = q_unit * noise_energy(0.0)
-    block = _ratios(grad, lap, q0)
-    pooled = _ratios([box2(g, POOL) for g in grad], [box2(lp, POOL) for lp in lap], box2(q0, POOL))
-    readings = _evidence(img, noise, shot_noise, dark_level, blurred)
-    return np.concatenate([np.stack(block + pooled), readings]).astype(np.float32)
+    h, w = img.shape
+    img = np.pad(img, ((0, (-h) % BLOCK), (0, (-w) % BLOCK)), mode="symmetric")
+    floor, variance = block_noise(img, noise, shot_noise, dark_level)
+    floor, variance = floor.astype(np.float32), variance.astype(np.float32)
+    level = less_local_mean(img)
+    grad, lap = [], []
+    for k, scales in enumerate(LEVELS):
+        if k:
+            level = halve(level)
+        gs, ls = [], []
+        for s in scales:
+            g = ndi.gaussian_filter(level, s, mode="reflect", truncate=TRUNCATE) if s > 0 else level
+            gs.append(to_blocks(gradient_energy(g), BLOCK >> k) + floor)
+            ls.append(to_blocks(laplacian_energy(g), BLOCK >> k) + floor)
+        grad.append(gs)
+        lap.append(ls)
+    block = _ratios(grad, lap, variance)
+    pooled_grad = [[box2(g, POOL) for g in gs] for gs in grad]
+    pooled = _ratios(pooled_grad, [[box2(lp, POOL) for lp in ls] for ls in lap], box2(variance, POOL))
+    return np.stack(block + pooled).astype(np.float32), textured(pooled_grad, box2(floor, POOL))
 
 
-def _evidence(img: np.ndarray, noise: float, shot_noise: float, dark_level: float,
-              blurred: dict[float, np.ndarray]) -> np.ndarray:
-    """Return gradient_ratio's readings per block: each kind of evidence's sigma (log px) and weight, then their blend (log px).
+def textured(pooled_grad: list[list[np.ndarray]], floor: np.ndarray) -> np.ndarray:
+    """Return per block whether the image varies within the pooled window at any resolution.
 
-    `blurred` holds the re-blurs ``features`` made already (gradient_ratio's scales are among them).
+    Textureless means a gradient energy above the floor of at most FLAT_VARIANCE per px**2 at
+    every resolution (intensities normalised to about 0 .. 1: a change under 1e-4 of the range
+    per px, far below an 8-bit step): there no blur can be read, and the map is NaN. A strongly
+    defocused but not flat area still varies, and gets an estimate (with its confidence).
     """
-    pooled = _gr.readings(_gr.evidence(img, noise, shot_noise, dark_level, blurred), EVIDENCE_WIDTH)
-    blend, _ = _gr.blend(pooled, EVIDENCE_FILL, EVIDENCE_MAX)
-    out = []
-    for sigma, weight in pooled:
-        out += [np.log(np.minimum(sigma, EVIDENCE_MAX) + EVIDENCE_OFFSET), np.clip(weight, 0.0, 1.0)]
-    out.append(np.log(np.nan_to_num(blend, nan=EVIDENCE_MAX) + EVIDENCE_OFFSET))  # NaN: no texture within reach
-    return np.stack(out)
+    energy = sum((gs[0] - floor) / 4.0**k for k, gs in enumerate(pooled_grad))  # per full px**2
+    return energy > FLAT_VARIANCE
 
 
 @cache
@@ -137,30 +164,36 @@ def layer_specs(weights: dict[str, np.ndarray]) -> list[tuple[np.ndarray, np.nda
 
 
 def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, dilation: int = 1) -> np.ndarray:
-    """Return the convolution (cross-correlation) of x (in, h, w) with weight (out, in, k, k), reflected borders."""
+    """Return the convolution (cross-correlation) of x (in, h, w) with weight (out, in, k, k), reflected borders.
+
+    Each tap is one matrix product over a contiguous span of the padded, flattened input: the
+    output is computed on the padded width and its extra columns dropped, so no tap is copied.
+    """
     c, h, w = x.shape
     out_c, in_c, k, _ = weight.shape
     if in_c != c:
         raise ValueError(f"layer expects {in_c} channels, got {c}")
     pad = dilation * (k // 2)
-    if pad:
-        if min(h, w) <= pad:  # reflection needs more rows than it mirrors
-            x = np.pad(x, ((0, 0), (pad, pad), (pad, pad)), mode="symmetric")
-        else:
-            x = np.pad(x, ((0, 0), (pad, pad), (pad, pad)), mode="reflect")
-    out = np.empty((out_c, h * w), dtype=np.float32)
-    out[:] = bias[:, None]
+    if not pad:
+        return (weight[:, :, 0, 0] @ x.reshape(c, h * w) + bias[:, None]).reshape(out_c, h, w)
+    mode = "symmetric" if min(h, w) <= pad else "reflect"  # reflection needs more rows than it mirrors
+    x = np.pad(x, ((0, 0), (pad, pad), (pad, pad)), mode=mode).reshape(c, -1)
+    wp = w + 2 * pad
+    span = (h - 1) * wp + w
+    out = np.empty((out_c, h * wp), dtype=np.float32)
+    acc, tap = out[:, :span], np.empty((out_c, span), dtype=np.float32)
+    acc[:] = bias[:, None]
     for dy in range(k):
         for dx in range(k):
-            tap = x[:, dy * dilation:dy * dilation + h, dx * dilation:dx * dilation + w].reshape(c, h * w)
-            out += weight[:, :, dy, dx] @ tap
-    return out.reshape(out_c, h, w)
+            start = dilation * (dy * wp + dx)
+            np.matmul(weight[:, :, dy, dx], x[:, start:start + span], out=tap)
+            acc += tap
+    return out.reshape(out_c, h, wp)[:, :, :w]
 
 
 def network(feats: np.ndarray, weights: dict[str, np.ndarray]) -> np.ndarray:
     """Return the network's output (2, h, w): natural log of sigma (px) and the log variance of that log."""
-    x = (feats - weights["mean"][:, None, None]) / weights["std"][:, None, None]
-    x = x.astype(np.float32)
+    x = ((feats - weights["mean"][:, None, None]) / weights["std"][:, None, None]).astype(np.float32)
     specs = layer_specs(weights)
     for i, (w, b, d) in enumerate(specs):
         x = conv2d(x, w, b, d)
@@ -195,6 +228,11 @@ def refine(sigma: np.ndarray, coef: np.ndarray) -> np.ndarray:
     return sigma + np.tensordot(coef.astype(np.float32), refinement_terms(sigma), axes=1)
 
 
+def _reach(sigma: float) -> int:
+    """Return the reach (samples) of a Gaussian re-blur of sigma samples cut at TRUNCATE, plus the second difference."""
+    return int(TRUNCATE * sigma + 0.5) + 1
+
+
 def halo(params: Mapping | None = None, weights: dict[str, np.ndarray] | None = None) -> int:
     """Return the context (px, a multiple of 4) each side of a tile: filters, pooling, the network, interpolation.
 
@@ -213,13 +251,12 @@ def halo(params: Mapping | None = None, weights: dict[str, np.ndarray] | None = 
     Examples
     --------
     >>> halo()
-    204
+    244
     """
-    full_res = int(TRUNCATE * max(SCALES) + 0.5) + 1  # re-blur plus the derivatives, in full pixels
-    coarse = -(-full_res // BLOCK) + 2 * (POOL // 2)  # blocks touched, then the pooled copy's two box passes
-    # or gradient_ratio's readings, if they reach further: its halo less its interpolation block and spare
-    coarse = max(coarse, _gr.halo(_GR_DEFAULTS) // BLOCK - 2)
-    coarse += -(-3 * (LOCAL_MEAN // 2) // BLOCK)  # both read the image less its local mean
+    local_mean = int(REFINE_TRUNCATE * LOCAL_MEAN + 0.5) + 2  # blocks: its Gaussian, then the interpolation
+    # each resolution's re-blurs and differences, in full px (each of its samples spans 2**k), then blocks
+    filters = max(-(-(2**k * (_reach(max(scales)) + 1)) // BLOCK) for k, scales in enumerate(LEVELS))
+    coarse = local_mean + filters + 2 * (POOL // 2)
     coarse += sum(d * (w.shape[-1] // 2) for w, _, d in layer_specs(weights or load_weights()))
     coarse += -(-int(REFINE_TRUNCATE * max(REFINE_WIDTHS + (REFINE_SLOPE,))) // BLOCK)  # the refinement's reach
     return BLOCK * (coarse + 2)  # + interpolation and one block to spare
@@ -242,7 +279,8 @@ def learned(image: np.ndarray, *, noise: float, shot_noise: float,
     Returns
     -------
     sigma : ndarray
-        float32, px, the tile's shape, within SIGMA_RANGE.
+        float32, px, the tile's shape, within SIGMA_RANGE; NaN where nothing varies within reach
+        (see textured).
     confidence : ndarray
         float32 in [0, 1]: 1 / (1 + (s / CONF_STD)**2), s the network's predicted standard
         deviation of log sigma, so 0.5 where it expects a 15% error (before ``refine``).
@@ -253,6 +291,8 @@ def learned(image: np.ndarray, *, noise: float, shot_noise: float,
        of sigma, here done as a fully convolutional regression.
     .. [2] A. Kendall and Y. Gal, "What uncertainties do we need in Bayesian deep learning for
        computer vision?", NeurIPS 2017 (the log-variance output and its likelihood).
+    .. [3] P. J. Burt and E. H. Adelson, "The Laplacian pyramid as a compact image code", IEEE
+       Trans. Communications 31 (1983) (reading large scales at reduced resolution).
 
     Examples
     --------
@@ -265,10 +305,12 @@ def learned(image: np.ndarray, *, noise: float, shot_noise: float,
     True
     """
     weights = load_weights()
-    out = network(features(image, noise, shot_noise, dark_level), weights)
+    feats, varies = _features(image, noise, shot_noise, dark_level)
+    out = network(feats, weights)
     sigma = np.clip(refine(np.exp(out[0]), weights["refine"]), *SIGMA_RANGE)
     std = np.exp(0.5 * np.clip(out[1], -20.0, 20.0))
     conf = 1.0 / (1.0 + (std / CONF_STD) ** 2)
+    sigma, conf = np.where(varies, sigma, np.nan), np.where(varies, conf, 0.0)
     shape = np.shape(image)
     return upsample(sigma, shape), upsample(conf, shape)
 
@@ -282,8 +324,9 @@ ESTIMATOR = register(Estimator(
     halo_formula=halo,
     align=BLOCK,
     description=("Seed 002 as a regression: a small fully convolutional network on the 4 px grid, fed "
-                 "gain-free log ratios of gradient and Laplacian energies over re-blurs of 0 .. 4 px and "
-                 "the noise's share, regresses log sigma and its variance (the confidence). Trained on "
-                 "synthetic data apart from the benchmark (training/train_learned.py); numpy inference."),
+                 "gain-free log ratios of gradient and Laplacian energies of the image at full, half and "
+                 "quarter resolution, re-blurred up to 8 px, and the noise's share, regresses log sigma "
+                 "and its variance (the confidence). Trained on synthetic data apart from every benchmark "
+                 "(training/train_learned.py); numpy inference."),
     prepare=prepare_noise_model,
 ))

@@ -417,7 +417,7 @@ def estimate_file(source: Path, output: Path, method: str | None = None, params:
     >>> tifffile.imwrite(folder / "sem.tif", synthetic.sem_sample((200, 240), seed=1)[0])
     >>> done = estimate_file(folder / "sem.tif", folder / "sem.zarr", progress=False)
     >>> done["method"], done["shape"], (folder / "sem.zarr").is_dir()
-    ('gradient_ratio', [200, 240], True)
+    ('learned', [200, 240], True)
     """
     est = get_blind(method)
     params = dict(params or {})
