@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tifffile
 
+from blurmap import blur, synthetic
 from blurmap.cli import main
 
 
@@ -166,3 +167,22 @@ def test_unknown_areas_of_an_overlay_are_marked_not_drawn_as_zero(tmp_path):
     assert blue_pixels(sigma) < 50  # magma has no blue of its own
     sigma[50:150, 150:] = np.nan
     assert blue_pixels(sigma) > 5000
+
+
+def test_profile_gives_the_optics_of_a_tilted_specimen(tmp_path, capsys):
+    alpha, tilt = 20e-3, 52.0
+    truth = synthetic.tilted_focal_plane((384, 512), position=0.45, angle_deg=3.0, floor=0.5,
+                                         gradient=alpha * np.tan(np.deg2rad(tilt)) / 2)
+    path = tmp_path / "tilted.tif"
+    tifffile.imwrite(path, blur(synthetic.dead_leaves((384, 512), seed=52), truth))
+    assert main(["profile", str(path), str(tmp_path / "out"), "--pixel-size", "5", "--unit", "nm",
+                 "--tilt", "52"]) == 0
+    printed = capsys.readouterr().out
+    assert "convergence semi-angle" in printed and "depth of field" in printed and " nm" in printed
+    optics = json.loads((tmp_path / "out" / "summary_learned.json").read_text())["focal_line"]["fit"]["optics"]
+    assert abs(optics["convergence_mrad"] / 20.0 - 1) < 0.1 and optics["unit"] == "nm"
+    assert main(["profile", str(path), str(tmp_path / "other"), "--tilt", "52"]) == 2
+    assert "both --pixel-size and --tilt" in capsys.readouterr().err
+    assert main(["profile", str(path), str(tmp_path / "other"), "--pixel-size", "5", "--tilt", "95"]) == 2
+    assert "tilt_deg must lie strictly between 0 and 90" in capsys.readouterr().err
+    assert not (tmp_path / "other").exists()  # refused before anything was written

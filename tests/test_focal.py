@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+import blurmap
 from blurmap import blur, estimate, focal, synthetic
 
 
@@ -88,3 +89,52 @@ def test_the_found_band_of_an_estimated_sem_map_lies_in_the_image():
     image, _ = synthetic.sem_sample((320, 384), seed=2)
     fit = focal(estimate(image))
     assert fit.found and 0 <= fit.position <= 1
+
+
+def test_the_optics_of_a_synthetic_tilted_specimen_are_recovered_within_ten_percent():
+    # a flat specimen tilted by 52 degrees, imaged by a beam of 20 mrad convergence semi-angle at
+    # 5 nm per px: sigma = sqrt(s0**2 + (alpha tan(tilt) / 2 * d)**2), rendered, with shot noise
+    alpha, tilt, pixel = 20e-3, 52.0, 5.0
+    g = alpha * np.tan(np.deg2rad(tilt)) / 2
+    truth = synthetic.tilted_focal_plane((384, 512), position=0.45, angle_deg=3.0, floor=0.5, gradient=g)
+    rng = np.random.default_rng(52)
+    image = blurmap.blur(synthetic.dead_leaves((384, 512), seed=52), truth)
+    image = rng.poisson(image * 300 / image.max()).astype(np.float32)
+    fit = blurmap.focal(blurmap.estimate(image), pixel_size=pixel, unit="nm", tilt_deg=tilt)
+    assert abs(fit.convergence_mrad / (1e3 * alpha) - 1) < 0.10, fit.convergence_mrad
+    # the depth of field to sigma = 1 px, from the truth's own curve: |d| <= sqrt(1 - s0**2) / g
+    want = 2 * np.sqrt(1 - 0.5**2) / g * pixel * np.tan(np.deg2rad(tilt))
+    assert abs(fit.depth_of_field / want - 1) < 0.15 and fit.optics.unit == "nm"
+
+
+def test_depth_of_field_and_defocus_follow_the_model_exactly_on_a_true_map():
+    from blurmap.analysis.optics import defocus_map
+
+    truth = synthetic.tilted_focal_plane((300, 400), position=0.5, angle_deg=0.0, floor=0.6, gradient=0.01)
+    fit = blurmap.focal(truth, pixel_size=2.0, unit="um", tilt_deg=45.0, sigma_limit=2.0)
+    assert fit.convergence_mrad == pytest.approx(20.0, rel=1e-6)  # 2 g / tan(45)
+    assert fit.depth_of_field == pytest.approx(2 * np.sqrt(4 - 0.36) / 0.01 * 2.0, rel=1e-6)  # tilt cancels
+    z = defocus_map(truth.shape, fit, pixel_size=2.0, tilt_deg=45.0)
+    row = fit.row_at_centre  # 149.5: the line passes between two rows
+    assert z[250, 200] == pytest.approx((250 - row) * 2.0 * 1.0, rel=1e-4)  # px x um per px x tan(45)
+    assert abs(z[150, 200]) < 1.01
+    assert np.all(np.diff(z[:, 0]) > 0)  # below the line as displayed is positive
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"pixel_size": 5.0}, "both pixel_size and tilt_deg"),
+    ({"tilt_deg": 45.0}, "both pixel_size and tilt_deg"),
+    ({"pixel_size": -1.0, "tilt_deg": 45.0}, "pixel_size must be a positive number"),
+    ({"pixel_size": 5.0, "tilt_deg": 90.0}, "tilt_deg must lie strictly between 0 and 90"),
+    ({"pixel_size": 5.0, "tilt_deg": 30.0, "sigma_limit": 0.0}, "sigma_limit must be a positive number"),
+])
+def test_bad_geometry_is_refused_by_name(kwargs, match):
+    truth = synthetic.tilted_focal_plane((100, 120))
+    with pytest.raises(ValueError, match=match):
+        blurmap.focal(truth, **kwargs)
+
+
+def test_no_band_no_optics():
+    flat = np.full((100, 120), 1.5, np.float32) + np.random.default_rng(0).normal(0, 0.01, (100, 120))
+    fit = blurmap.focal(flat, pixel_size=5.0, tilt_deg=45.0)
+    assert not fit.found and fit.optics is None and fit.convergence_mrad is None and fit.depth_of_field is None

@@ -288,3 +288,27 @@ def test_a_relative_score_says_where_it_stops_meaning_anything(make_napari_viewe
         assert "shot noise" in widget.limits.value and "Spearman" in widget.limits.value
     widget.method.value = "reference"
     assert widget.limits.native.isHidden()
+
+
+def test_the_profile_dock_gives_the_optics_in_the_layers_units_once_the_tilt_is_set(make_napari_viewer, qtbot,
+                                                                                  plugin):
+    alpha, tilt = 20e-3, 52.0
+    truth = synthetic.tilted_focal_plane((384, 512), position=0.45, angle_deg=3.0, floor=0.5,
+                                         gradient=alpha * np.tan(np.deg2rad(tilt)) / 2)
+    image = synthetic.dead_leaves((384, 512), seed=52)
+    from blurmap import blur
+
+    viewer = make_napari_viewer()
+    source = viewer.add_image(blur(image, truth), name="tilted", scale=(5.0, 5.0), units=("nm", "nm"))
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Sigma map")
+    widget.image.value = source
+    _run_and_wait(qtbot, widget)
+    layer = viewer.layers["tilted sigma (learned)"]
+    assert str(layer.units[-1]) == "nanometer"  # the map keeps the source's units, as its scale
+    _, dock = viewer.window.add_plugin_dock_widget(PLUGIN, "Focal profile")
+    viewer.layers.selection.active = layer
+    qtbot.waitUntil(lambda: dock.fit is not None, timeout=30_000)
+    assert dock.optics is None and "convergence" not in dock.status.text()
+    dock.tilt.setValue(tilt)
+    assert abs(dock.optics.convergence_mrad / 20.0 - 1) < 0.1 and dock.optics.unit == "nm"
+    assert "mrad" in dock.status.text() and " nm" in dock.status.text()

@@ -8,10 +8,12 @@ __version__ = "0.2.0"  # the one place the version is written (pyproject reads i
 
 from . import estimators as _estimators  # noqa: F401  (registers every estimator)
 from .analysis.focal import FocalFit, HoughLine, Profile, focal, hough_focal_line, profile
+from .analysis.optics import TiltOptics, defocus_map
 from .engine import estimate, estimate_tiles, tile_count
 from .forward import blur
 from .noise import estimate_noise
 from .registry import Estimator, Param, estimators
 
 __all__ = ["estimate", "estimate_tiles", "tile_count", "focal", "FocalFit", "profile", "Profile", "HoughLine",
-           "hough_focal_line", "estimators", "blur", "estimate_noise", "Estimator", "Param"]
+           "hough_focal_line", "TiltOptics", "defocus_map", "estimators", "blur", "estimate_noise", "Estimator",
+           "Param"]

@@ -19,6 +19,7 @@ import numpy as np
 from ._validate import as_2d_float
 from .analysis import figures
 from .analysis.focal import focal, hough_focal_line, profile
+from .analysis.optics import SIGMA_LIMIT, check_geometry
 from .analysis.summary import errors, sharpest_row, thirds
 from .engine import DEFAULT_CHUNK, estimate
 from .io.formats import read_pixels
@@ -154,13 +155,18 @@ def parse_params(pairs: list[str]) -> dict:
     return out
 
 
-def profile_image(path: Path, outdir: Path, method: str | None, params: dict, overwrite: bool = False) -> dict:
+def profile_image(path: Path, outdir: Path, method: str | None, params: dict, overwrite: bool = False,
+                  geometry: dict | None = None) -> dict:
     """Estimate a user's image; write the map, overlay, focal profile PNG and JSON; return the summary.
 
     Nothing is written over the input, over earlier results (unless `overwrite`), or before the
-    image and the parameters are checked.
+    image and the parameters are checked. `geometry` (pixel_size, unit, tilt_deg, sigma_limit)
+    adds the optics of a tilted specimen to the focal fit (see blurmap.analysis.optics).
     """
     est = get_blind(method)
+    geometry = geometry or {}
+    if geometry:
+        check_geometry(geometry["pixel_size"], geometry["tilt_deg"], geometry["sigma_limit"])
     check_outputs(outputs(outdir, est.name), overwrite, inputs=(path,))
     image = as_2d_float(read_image(path))  # grey float32; RGB becomes luminance with a warning
     start = time.perf_counter()
@@ -172,7 +178,7 @@ def profile_image(path: Path, outdir: Path, method: str | None, params: dict, ov
                "median_thirds": thirds(sigma),
                "sharpest_band_height_fraction": sharpest_row(-sigma if est.higher_is_sharper else sigma)}
     if est.units == "px":  # the tilted-plane model is in px of sigma
-        fit = focal(sigma)
+        fit = focal(sigma, **geometry)
         summary["focal_line"] = {"fit": fit.as_dict(), "hough_check": hough_focal_line(sigma).as_dict()}
         focal_fit = None
         if fit.found:  # a line that shows no band is not drawn, nor a profile against it
@@ -203,6 +209,12 @@ def _print_profile(s: dict, outdir: Path) -> None:
         fit = s["focal_line"]["fit"]
         print(f"  focal line at {100 * fit['position']:.1f}% of the height, {fit['angle_deg']:+.1f} deg; blur grows "
               f"by {fit['gradient']:.4f} px per px; in-focus floor {fit['floor']:.2f} px; R^2 {fit['r_squared']:.2f}")
+        if fit["optics"]:
+            o, u = fit["optics"], fit["optics"]["unit"]
+            print(f"  tilt {o['tilt_deg']:g} deg at {o['pixel_size']:g} {u} per px: beam convergence semi-angle "
+                  f"{o['convergence_mrad']:.2f} mrad; depth of field {o['depth_of_field']:.4g} {u} (sigma at most "
+                  f"{o['sigma_limit_px']:g} px); defocus {o['defocus_per_px']:.4g} {u} per px from the focal line; "
+                  f"in-focus sigma {o['floor']:.3g} {u}")
     else:
         print(f"  ({s['note']})")
     written = sorted(p.name for p in outdir.iterdir() if p.stem.endswith("_" + s["method"]))
@@ -412,6 +424,13 @@ def main(argv: list[str] | None = None) -> int:
     p_prof.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                         help="an estimator parameter (repeatable); 'none' lets it be estimated")
     p_prof.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in OUTDIR")
+    p_prof.add_argument("--pixel-size", type=float, metavar="LENGTH",
+                        help="the image's pixel size, in --unit per px; with --tilt, the optics of a tilted specimen")
+    p_prof.add_argument("--unit", default="nm", help="the pixel size's unit (default nm)")
+    p_prof.add_argument("--tilt", type=float, metavar="DEGREES",
+                        help="the stage tilt, degrees: gives the beam's convergence semi-angle and the depth of field")
+    p_prof.add_argument("--sigma-limit", type=float, default=SIGMA_LIMIT, metavar="PX",
+                        help=f"px; the blur at which the depth of field ends (default {SIGMA_LIMIT:g})")
     p_est = sub.add_parser("estimate", help="write the sigma map of an image of any size (TIFF, Zarr, OME-Zarr, "
                                             "PNG, JPEG) to OME-Zarr or TIFF, chunk by chunk")
     p_est.add_argument("input", type=Path, help="a TIFF or BigTIFF, a Zarr array or OME-Zarr image, a PNG or JPEG")
@@ -438,6 +457,15 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
+def _geometry(args) -> dict:
+    """Return the tilted specimen's geometry the profile command was given ({} if none; both or neither)."""
+    if (args.pixel_size is None) != (args.tilt is None):
+        raise ValueError("give both --pixel-size and --tilt for the optics of a tilted specimen, or neither")
+    if args.pixel_size is None:
+        return {}
+    return {"pixel_size": args.pixel_size, "unit": args.unit, "tilt_deg": args.tilt, "sigma_limit": args.sigma_limit}
+
+
 def _run(args) -> int:
     """Run the parsed command; return the exit status."""
     if args.command == "estimate":
@@ -447,7 +475,8 @@ def _run(args) -> int:
         return 0
     try:
         if args.command == "profile":
-            summary = profile_image(args.image, args.outdir, args.method, parse_params(args.param), args.overwrite)
+            summary = profile_image(args.image, args.outdir, args.method, parse_params(args.param), args.overwrite,
+                                    _geometry(args))
         else:
             summary = demo(args.outdir, args.method, args.size, args.seed, args.overwrite)
     except (ValueError, TypeError, OSError) as err:  # OSError: a read-only folder, a full disk, a file for a folder

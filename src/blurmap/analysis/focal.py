@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 from scipy.optimize import least_squares
 
+from .optics import SIGMA_LIMIT, TiltOptics, check_geometry, tilt_optics
 from .summary import sharpest_row
 
 __all__ = ["focal", "profile", "hough_focal_line", "FocalFit", "Profile", "HoughLine", "distance_map"]
@@ -39,6 +40,17 @@ class FocalFit:
     r_squared: float  # share of the map's variance the model explains
     found: bool = True  # whether the map shows a focal band at all (see focal); if not, the line means nothing
     reason: str = ""  # why not, when found is False
+    optics: TiltOptics | None = None  # given a pixel size and a tilt: the optics behind the blur (analysis.optics)
+
+    @property
+    def convergence_mrad(self) -> float | None:
+        """The beam's convergence semi-angle (mrad), if a pixel size and a tilt were given and a band found."""
+        return None if self.optics is None else self.optics.convergence_mrad
+
+    @property
+    def depth_of_field(self) -> float | None:
+        """The depth of field, in the pixel size's unit, if a pixel size and a tilt were given and a band found."""
+        return None if self.optics is None else self.optics.depth_of_field
 
     def as_dict(self) -> dict:
         """Return the fit as a plain dict (for JSON)."""
@@ -52,8 +64,9 @@ def model(params: np.ndarray, yy: np.ndarray, xx: np.ndarray, centre_x: float) -
     return np.sqrt(floor**2 + (gradient * d) ** 2)
 
 
-def focal(sigma_map: np.ndarray) -> FocalFit:
-    """Return the focal line fitted to a sigma map (px) of a tilted flat specimen.
+def focal(sigma_map: np.ndarray, *, pixel_size: float | None = None, tilt_deg: float | None = None,
+          unit: str = "px", sigma_limit: float = SIGMA_LIMIT) -> FocalFit:
+    """Return the focal line fitted to a sigma map (px) of a tilted flat specimen, and the optics if the tilt is known.
 
     The model is sigma = sqrt(floor**2 + (gradient * d)**2), d the distance to a straight focal
     line, fitted by robust least squares (soft L1) to up to 20 000 finite pixels on a regular
@@ -64,6 +77,14 @@ def focal(sigma_map: np.ndarray) -> FocalFit:
     ----------
     sigma_map : array_like
         2-D sigma map, px; NaN pixels are left out.
+    pixel_size : float, optional
+        The image's pixel size in `unit` per px; with `tilt_deg`, the fit also gives the optics.
+    tilt_deg : float, optional
+        The stage tilt, degrees (0 .. 90, exclusive).
+    unit : str
+        The pixel size's unit ("nm", "um"); the optics' lengths are in it.
+    sigma_limit : float
+        px; the blur at which the depth of field ends.
 
     Returns
     -------
@@ -75,6 +96,9 @@ def focal(sigma_map: np.ndarray) -> FocalFit:
         45 degrees), explains at least MIN_R_SQUARED of the map's variance, and the blur rises by at
         least MIN_RISE px from it across the image; otherwise ``reason`` says which failed and the
         line means nothing (an image blurred left and right, a uniform blur, a band outside the image).
+        Given `pixel_size` and `tilt_deg` and a band found, ``optics`` holds the beam's convergence
+        semi-angle, the defocus per px and the depth of field (see :mod:`blurmap.analysis.optics`),
+        also read as ``fit.convergence_mrad`` and ``fit.depth_of_field``.
 
     Raises
     ------
@@ -89,7 +113,14 @@ def focal(sigma_map: np.ndarray) -> FocalFit:
     >>> fit = blurmap.focal(truth)
     >>> round(fit.position, 2), round(fit.angle_deg, 1), round(fit.floor, 2)
     (0.3, -5.0, 0.6)
+    >>> optics = blurmap.focal(truth, pixel_size=4.0, unit="nm", tilt_deg=45.0)
+    >>> round(optics.convergence_mrad, 1), round(optics.depth_of_field), optics.optics.unit
+    (16.0, 800, 'nm')
     """
+    if (pixel_size is None) != (tilt_deg is None):
+        raise ValueError("give both pixel_size and tilt_deg for the optics, or neither")
+    if pixel_size is not None:
+        check_geometry(pixel_size, tilt_deg, sigma_limit)
     sigma = np.asarray(sigma_map, dtype=np.float64)
     if sigma.ndim != 2:
         raise ValueError(f"sigma_map must be 2-D, got shape {sigma.shape}")
@@ -120,8 +151,11 @@ def focal(sigma_map: np.ndarray) -> FocalFit:
     r_squared = float(1 - np.mean(residual**2) / max(np.var(values), 1e-300))
     rise = float(model(best.x, yy, xx, centre_x).max() - floor)
     reason = _no_band(float(np.rad2deg(angle)), float(row), (h, w), r_squared, rise)
-    return FocalFit(float(np.rad2deg(angle)), float(row), float(row / max(h - 1, 1)), float(gradient),
-                    float(floor), rmse, r_squared, found=not reason, reason=reason)
+    fit = FocalFit(float(np.rad2deg(angle)), float(row), float(row / max(h - 1, 1)), float(gradient),
+                   float(floor), rmse, r_squared, found=not reason, reason=reason)
+    if pixel_size is not None and fit.found:
+        fit = replace(fit, optics=tilt_optics(fit, pixel_size, tilt_deg, unit, sigma_limit))
+    return fit
 
 
 def _no_band(angle_deg: float, row: float, shape: tuple[int, int], r_squared: float, rise: float) -> str:

@@ -26,8 +26,9 @@ def contrast_limits(sigma: np.ndarray, units: str) -> tuple[float, float]:
 
 
 def _placement(source) -> dict:
-    """Return the source layer's scale, translate, rotate and shear: a map laid with them lies exactly over it."""
-    return {"scale": source.scale, "translate": source.translate, "rotate": source.rotate, "shear": source.shear}
+    """Return the source layer's scale, units, translate, rotate and shear: a map laid with them lies exactly over it."""
+    return {"scale": source.scale, "units": source.units, "translate": source.translate, "rotate": source.rotate,
+            "shear": source.shear}
 
 
 def _metadata(source, method: str, units: str, params: dict, confidence, **extra) -> dict:

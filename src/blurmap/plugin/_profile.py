@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import napari
 import numpy as np
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from napari.qt.threading import create_worker
-from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QDoubleSpinBox, QLabel, QVBoxLayout, QWidget
 
 from ..analysis.figures import profile_axes
 from ..analysis.focal import FocalFit, focal, profile
+from ..analysis.optics import tilt_optics
 
 CANVAS_MIN_HEIGHT = 260  # px
+UNIT_WORDS = {"nanometer": "nm", "micrometer": "µm", "millimeter": "mm", "angstrom": "Å"}  # napari's units, short
 
 
 def focal_line_name(layer_name: str) -> str:
@@ -26,6 +30,14 @@ def line_endpoints(shape: tuple[int, int], fit: FocalFit) -> np.ndarray:
     xs = np.array([0.0, w - 1.0])
     rows = fit.row_at_centre + np.tan(np.deg2rad(fit.angle_deg)) * (xs - (w - 1) / 2)
     return np.stack([rows, xs], axis=1)
+
+
+def _pixel_size(layer) -> tuple[float, str]:
+    """Return the layer's pixel size along its columns and that length's unit (napari's scale and units); 1 px if none."""
+    unit = str(getattr(layer, "units", ("pixel",))[-1])
+    if unit in ("pixel", "px", ""):
+        return 1.0, "px"
+    return float(layer.scale[-1]), UNIT_WORDS.get(unit, unit)
 
 
 def _fit(sigma: np.ndarray):
@@ -50,8 +62,21 @@ class FocalProfileDock(QWidget):
         self.canvas.setMinimumHeight(CANVAS_MIN_HEIGHT)  # docked under another dock, it must not collapse
         self.status = QLabel("select a sigma layer")
         self.status.setWordWrap(True)
+        self.tilt = QDoubleSpinBox()
+        self.tilt.setRange(0.0, 89.9)
+        self.tilt.setDecimals(1)
+        self.tilt.setSuffix(" deg stage tilt")
+        self.tilt.setSpecialValueText("stage tilt unknown (set it for the beam's convergence and depth of field)")
+        self.tilt.setToolTip("the specimen's tilt: with the layer's pixel size (its scale and units), the focal "
+                             "fit gives the beam's convergence semi-angle and the depth of field")
+        self.tilt.valueChanged.connect(self._say_fit)
+        self.optics = None  # the last fit's optics, when the tilt is set
+        self._factor = 1.0  # full-resolution px per px of the map the last fit was made on
+        self._pixel = (1.0, "px")  # the last layer's pixel size and its unit
+        self._said = ""  # what the status says of the fit itself
         layout = QVBoxLayout(self)
         layout.addWidget(self.canvas)
+        layout.addWidget(self.tilt)
         layout.addWidget(self.status)
         napari_viewer.layers.selection.events.active.connect(self._on_active)
         self._on_active()
@@ -105,12 +130,29 @@ class FocalProfileDock(QWidget):
                 self._viewer.layers.remove(name)
             return
         self.fit = fit
+        self._factor = factor
+        self._pixel = _pixel_size(layer)
         self.figure.clear()
         profile_axes(self.figure.add_subplot(), prof, fit, unit)
         self.canvas.draw_idle()
         note = f"; fitted on the overview, distances in its px ({factor:g} px each)" if factor != 1 else ""
-        self.status.setText(f"{layer.name}: R² {fit.r_squared:.2f}, RMSE {fit.rmse:.2f} {unit}{note}")
+        self._said = f"{layer.name}: R² {fit.r_squared:.2f}, RMSE {fit.rmse:.2f} {unit}{note}"
+        self._say_fit()
         self._draw_line(layer, fit, shape, factor)
+
+    def _say_fit(self, *_) -> None:
+        """Say the last fit, and its optics if the stage tilt is set (quick: no refit)."""
+        if self.fit is None:
+            return
+        self.optics = None
+        text = self._said
+        if self.tilt.value() > 0:
+            size, unit = self._pixel
+            per_px = replace(self.fit, gradient=self.fit.gradient / self._factor)  # per full-resolution px
+            self.optics = o = tilt_optics(per_px, size, self.tilt.value(), unit)
+            text += (f"; beam convergence semi-angle {o.convergence_mrad:.2f} mrad, depth of field "
+                     f"{o.depth_of_field:.4g} {unit} (sigma at most {o.sigma_limit_px:g} px)")
+        self.status.setText(text)
 
     def _draw_line(self, layer, fit: FocalFit, shape: tuple[int, int], factor: float = 1.0) -> None:
         name = focal_line_name(layer.name)
