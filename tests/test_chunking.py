@@ -90,8 +90,9 @@ def _threads_used(monkeypatch):
 def test_a_large_numpy_image_is_cut_into_tiles_on_every_core_and_equals_the_whole(monkeypatch):
     from blurmap import engine
 
-    whole = estimate(TEXTURE, "gradient_ratio")  # one tile: under 8 halos a side
+    whole = estimate(TEXTURE, "gradient_ratio")  # one tile: the image is smaller than THREAD_CHUNK
     seen = _threads_used(monkeypatch)
+    monkeypatch.setattr(engine, "THREAD_CHUNK", 160)
     monkeypatch.setattr(engine, "THREAD_CHUNK_HALOS", 2)
     tiled = estimate(TEXTURE, "gradient_ratio")
     assert len(seen) >= 2
@@ -108,24 +109,3 @@ def test_the_widgets_tile_loop_computes_a_tile_per_core_at_a_time(monkeypatch):
     assert len(seen) >= 2
     np.testing.assert_allclose(
         estimate(TEXTURE, "gradient_ratio", chunks=136), estimate(TEXTURE, "gradient_ratio"), rtol=1e-4, atol=1e-5)
-
-
-def test_a_square_image_on_two_cores_is_cut_into_two_full_width_strips(monkeypatch):
-    # four 2048 px tiles of a 4096 px image read 1.5 times its pixels with learned's 244 px halo;
-    # two full-width strips read 1.12 times
-    from types import SimpleNamespace
-
-    from blurmap import engine
-    from blurmap.registry import get
-
-    monkeypatch.setattr(engine, "cores", lambda: 2)
-    est = get("learned")
-
-    def tiles(shape):
-        return engine._threaded_chunks(SimpleNamespace(estimator=est, params=est.defaults(), image=np.empty(shape)))
-
-    assert tiles((4096, 4096)) == (2048, 4096)
-    assert tiles((1000, 9000)) == (1000, 4500)  # too few rows for strips: two columns
-    assert tiles((1500, 1500)) is None  # under 8 halos a side: one tile
-    big = tiles((16384, 16384))  # no tile over THREAD_TILE_PIXELS
-    assert big[0] * big[1] <= engine.THREAD_TILE_PIXELS

@@ -16,8 +16,8 @@ from .registry import Estimator, get
 __all__ = ["estimate", "estimate_tiles", "tile_count", "TileProgress", "lazy_maps"]
 
 DEFAULT_CHUNK = 1024  # px; chunk side used when a numpy image is computed tile by tile
-THREAD_CHUNK_HALOS = 8  # a tile a numpy image is cut into is at least this many halos a side (halos under a third of its work)
-THREAD_TILE_PIXELS = 16 * 2**20  # px; and at most this big, so that one tile's temporaries stay a few hundred MB
+THREAD_CHUNK = 2048  # px; tiles a large numpy image is cut into to keep every core busy (halos cost under 15%)
+THREAD_CHUNK_HALOS = 8  # or this many halos a side, if more: a tile's halo then costs under a third of its work
 
 
 def cores() -> int:
@@ -29,25 +29,11 @@ def cores() -> int:
 
 
 def _threaded_chunks(prep: Prepared) -> tuple[int, int] | None:
-    """Return the tile size that computes a numpy image on every core with the least halo work; None for one tile.
-
-    Of the grids of at least one tile per core (and none over THREAD_TILE_PIXELS), each tile at
-    least THREAD_CHUNK_HALOS halos a side, the one whose tiles read the fewest pixels with their
-    halos: on a square image and two cores, two full-width strips (one halo between them).
-    """
-    halo = prep.estimator.halo_for(prep.params)
-    h, w = prep.image.shape
-    least = THREAD_CHUNK_HALOS * max(halo, 1)
-    need = max(cores(), -(-h * w // THREAD_TILE_PIXELS))
-    best = None
-    for rows in range(1, max(h // least, 1) + 1):
-        cols = -(-need // rows)
-        if cols > max(w // least, 1) or rows * cols < 2:
-            continue
-        work = (h + 2 * halo * (rows - 1)) * (w + 2 * halo * (cols - 1))
-        if best is None or work <= best[0]:  # a tie: more rows, so that tiles are full-width, contiguous strips
-            best = (work, (-(-h // rows), -(-w // cols)))
-    return best[1] if best is not None and cores() > 1 else None
+    """Return the tile side to compute a numpy image on every core, or None if it is one tile (or one core)."""
+    est = prep.estimator
+    side = max(THREAD_CHUNK, THREAD_CHUNK_HALOS * est.halo_for(prep.params))
+    plan = plan_chunks(prep.image.shape, (side, side), est.halo_for(prep.params), est.align_for(prep.params))
+    return (side, side) if cores() > 1 and len(plan[0]) * len(plan[1]) > 1 else None
 
 
 def _axis_chunks(n: int, size: int, halo: int) -> tuple[int, ...]:
