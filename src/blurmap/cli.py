@@ -23,6 +23,7 @@ from .analysis.optics import SIGMA_LIMIT, check_geometry
 from .analysis.summary import errors, sharpest_row, thirds
 from .engine import DEFAULT_CHUNK, estimate
 from .io.formats import read_pixels
+from .io.metadata import read_geometry
 from .registry import DEFAULT, estimators, get, get_blind
 from .synthetic import sem_sample
 
@@ -156,17 +157,20 @@ def parse_params(pairs: list[str]) -> dict:
 
 
 def profile_image(path: Path, outdir: Path, method: str | None, params: dict, overwrite: bool = False,
-                  geometry: dict | None = None) -> dict:
+                  geometry: dict | None = None, geometry_source: str = "") -> dict:
     """Estimate a user's image; write the map, overlay, focal profile PNG and JSON; return the summary.
 
     Nothing is written over the input, over earlier results (unless `overwrite`), or before the
-    image and the parameters are checked. `geometry` (pixel_size, unit, tilt_deg, sigma_limit)
-    adds the optics of a tilted specimen to the focal fit (see blurmap.analysis.optics).
+    image and the parameters are checked. `geometry` (pixel_size and unit: sigma in that unit too;
+    with tilt_deg and sigma_limit, the optics of a tilted specimen; see blurmap.analysis.optics),
+    said to come from `geometry_source`.
     """
     est = get_blind(method)
-    geometry = geometry or {}
-    if geometry:
-        check_geometry(geometry["pixel_size"], geometry["tilt_deg"], geometry["sigma_limit"])
+    geometry = dict(geometry or {})
+    pixel = (geometry.pop("pixel_size", None), geometry.pop("unit", None))
+    if "tilt_deg" in geometry:
+        check_geometry(pixel[0], geometry["tilt_deg"], geometry["sigma_limit"])
+        geometry.update(pixel_size=pixel[0], unit=pixel[1])
     check_outputs(outputs(outdir, est.name), overwrite, inputs=(path,))
     image = as_2d_float(read_image(path))  # grey float32; RGB becomes luminance with a warning
     start = time.perf_counter()
@@ -175,7 +179,8 @@ def profile_image(path: Path, outdir: Path, method: str | None, params: dict, ov
     outdir.mkdir(parents=True, exist_ok=True)
     summary = {"image": str(path), "method": est.name, "units": est.units, "label": est.label(),
                "params": params, "shape": list(sigma.shape), "seconds": round(seconds, 3),
-               "median_thirds": thirds(sigma),
+               "median_thirds": thirds(sigma), "geometry": geometry_source or None,
+               "pixel_size": None if pixel[0] is None else {"value": pixel[0], "unit": pixel[1]},
                "sharpest_band_height_fraction": sharpest_row(-sigma if est.higher_is_sharper else sigma)}
     if est.units == "px":  # the tilted-plane model is in px of sigma
         fit = focal(sigma, **geometry)
@@ -202,6 +207,12 @@ def _print_profile(s: dict, outdir: Path) -> None:
           f"{s['seconds']:.2f} s)")
     print(f"  median {s['label']}, upper / middle / lower third: "
           + " / ".join(f"{v:.2f}" for v in s["median_thirds"]))
+    if s["pixel_size"] and s["units"] == "px":
+        size, unit = s["pixel_size"]["value"], s["pixel_size"]["unit"]
+        print(f"  in {unit}: " + " / ".join(f"{v * size:.3g}" for v in s["median_thirds"])
+              + f" {unit} ({s['geometry']})")
+    elif s["geometry"]:
+        print(f"  {s['geometry']}")
     print(f"  sharpest band at {100 * s['sharpest_band_height_fraction']:.1f}% of the height")
     if s["focal_line"] and not s["focal_line"]["fit"]["found"]:
         print(f"  {s['focal_line']['fit']['reason']}")
@@ -425,10 +436,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="an estimator parameter (repeatable); 'none' lets it be estimated")
     p_prof.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in OUTDIR")
     p_prof.add_argument("--pixel-size", type=float, metavar="LENGTH",
-                        help="the image's pixel size, in --unit per px; with --tilt, the optics of a tilted specimen")
+                        help="the image's pixel size, in --unit per px (default: from the image's OME, Thermo "
+                             "Fisher / FEI, Zeiss SmartSEM or resolution tags); with a tilt, the optics of a tilted "
+                             "specimen")
     p_prof.add_argument("--unit", default="nm", help="the pixel size's unit (default nm)")
     p_prof.add_argument("--tilt", type=float, metavar="DEGREES",
-                        help="the stage tilt, degrees: gives the beam's convergence semi-angle and the depth of field")
+                        help="the stage tilt, degrees (default: from the FEI or Zeiss tags): gives the beam's "
+                             "convergence semi-angle and the depth of field")
     p_prof.add_argument("--sigma-limit", type=float, default=SIGMA_LIMIT, metavar="PX",
                         help=f"px; the blur at which the depth of field ends (default {SIGMA_LIMIT:g})")
     p_est = sub.add_parser("estimate", help="write the sigma map of an image of any size (TIFF, Zarr, OME-Zarr, "
@@ -457,13 +471,26 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
-def _geometry(args) -> dict:
-    """Return the tilted specimen's geometry the profile command was given ({} if none; both or neither)."""
-    if (args.pixel_size is None) != (args.tilt is None):
-        raise ValueError("give both --pixel-size and --tilt for the optics of a tilted specimen, or neither")
-    if args.pixel_size is None:
-        return {}
-    return {"pixel_size": args.pixel_size, "unit": args.unit, "tilt_deg": args.tilt, "sigma_limit": args.sigma_limit}
+def _geometry(args) -> tuple[dict, str]:
+    """Return the tilted specimen's geometry for the profile command ({} if incomplete) and where it came from.
+
+    The pixel size and the tilt come from the options, or else from the image's metadata
+    (blurmap.io.metadata: OME, Thermo Fisher / FEI, Zeiss SmartSEM, TIFF resolution).
+    """
+    found = read_geometry(args.image)
+    size, unit = (args.pixel_size, args.unit) if args.pixel_size is not None else \
+        ((found.pixel_size, found.unit) if found else (None, None))
+    tilt = args.tilt if args.tilt is not None else (found.tilt_deg if found and found.tilt_deg else None)
+    said = []
+    if size is not None:
+        said.append(f"pixel size {size:g} {unit} ({'given' if args.pixel_size is not None else found.source})")
+    if tilt is not None:
+        said.append(f"stage tilt {tilt:g} deg ({'given' if args.tilt is not None else found.source})")
+    if args.tilt is not None and size is None:
+        raise ValueError("--tilt needs the pixel size: give --pixel-size (the image's metadata gives none)")
+    if size is None or tilt is None:
+        return ({"pixel_size": size, "unit": unit} if size is not None else {}), "; ".join(said)
+    return {"pixel_size": size, "unit": unit, "tilt_deg": tilt, "sigma_limit": args.sigma_limit}, "; ".join(said)
 
 
 def _run(args) -> int:
@@ -476,7 +503,7 @@ def _run(args) -> int:
     try:
         if args.command == "profile":
             summary = profile_image(args.image, args.outdir, args.method, parse_params(args.param), args.overwrite,
-                                    _geometry(args))
+                                    *_geometry(args))
         else:
             summary = demo(args.outdir, args.method, args.size, args.seed, args.overwrite)
     except (ValueError, TypeError, OSError) as err:  # OSError: a read-only folder, a full disk, a file for a folder
