@@ -125,7 +125,7 @@ from blurmap.cli import keep_freed_memory
 if sys.argv[1] == "keep":
     assert keep_freed_memory()
 image = np.random.default_rng(2).random((2048, 2048), dtype=np.float32)  # any texture costs the same
-lazy = estimate(da.from_array(image, chunks=1024), noise=0.01, shot_noise=0.0, dark_level=0.0)
+lazy = estimate(da.from_array(image, chunks=1024), "gradient_ratio", noise=0.01, shot_noise=0.0, dark_level=0.0)
 lazy.compute(scheduler="threads")
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 lazy.compute(scheduler="threads")  # the same chunks again: their memory was freed once

@@ -101,7 +101,7 @@ def test_rgb_becomes_luminance_with_a_warning(leaves):
 
 
 @pytest.mark.parametrize("bad, error, match", [
-    (np.zeros((3, 64, 64)), ValueError, "2-D"),
+    (np.zeros((3, 64, 64)), ValueError, "constant"),  # a stack of three planes, each refused as the 2-D call does
     (np.zeros((64,)), ValueError, "2-D"),
     (np.zeros((0, 0)), ValueError, "at least"),
     (np.zeros((4, 64)), ValueError, "at least"),

@@ -28,7 +28,7 @@ def check_2d(image, *, name: str = "image") -> tuple[int, int]:
     if len(shape) != 2:
         raise ValueError(
             f"{name} must be a 2-D grey image (or RGB with 3 or 4 channels last); got shape "
-            f"{tuple(image.shape)}. For a stack, estimate each plane separately."
+            f"{tuple(image.shape)}. blurmap.estimate maps a stack (leading axes) plane by plane; here, give one plane."
         )
     if min(shape) < MIN_SIDE:
         raise ValueError(f"{name} is {shape[0]} x {shape[1]} px; blur needs at least {MIN_SIDE} x {MIN_SIDE} px")

@@ -10,7 +10,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import ndimage as ndi
 
-from ._validate import IntensityScale, as_2d_grey, intensity_scale, is_dask, normalised, to_grey
+from ._validate import MIN_SIDE, IntensityScale, as_2d_grey, intensity_scale, is_dask, normalised, to_grey
 from .registry import Estimator, get
 
 __all__ = ["estimate", "estimate_tiles", "tile_count", "TileProgress", "lazy_maps"]
@@ -268,15 +268,18 @@ def lazy_maps(image, method: str | None, chunks: tuple[int, int], *, reader=None
 
 
 def estimate(image, method: str | None = None, *, return_confidence: bool = False,
-             chunks: tuple[int, int] | None = None, **params):
-    """Return the sigma map of a 2-D image: per pixel, the Gaussian blur it carries, and its confidence if asked.
+             chunks: tuple[int, int] | None = None, channel_axis: int | None = None, **params):
+    """Return the sigma map of an image or a stack: per pixel, the Gaussian blur it carries, and its confidence if asked.
 
     Parameters
     ----------
     image : array_like or dask array
-        A 2-D image of any real dtype, or RGB(A) with 3 or 4 channels last (read as luminance,
+        A 2-D image of any real dtype; or a stack, with any number of leading axes (Z, T, ...)
+        before the two image axes, each plane mapped as the 2-D call maps it (its own intensity
+        normalisation and noise model); colour is read as luminance, its axis given by
+        `channel_axis` (a 3-D array of 3 or 4 channels last is read as RGB(A) even without it,
         with a warning). numpy in, numpy out; a dask image gives lazy dask arrays computed chunk
-        by chunk, each with its halo.
+        by chunk, each with its halo, one plane at a time.
     method : str, optional
         A registered estimator's name (see :func:`blurmap.estimators`); the default is
         ``"learned"`` (``blurmap.registry.DEFAULT``).
@@ -285,6 +288,8 @@ def estimate(image, method: str | None = None, *, return_confidence: bool = Fals
     chunks : tuple of int, optional
         px; rechunk a dask image (or cut a numpy one) to about this size, at least twice the
         estimator's halo and on its grid.
+    channel_axis : int, optional
+        The axis of colour channels (3 or 4: RGB or RGBA), if any.
     **params
         The estimator's parameters; those not given take the registry's defaults, and those
         that default to None (the noise model, a registration) are estimated from the image.
@@ -293,7 +298,7 @@ def estimate(image, method: str | None = None, *, return_confidence: bool = Fals
     Returns
     -------
     sigma : ndarray or dask array
-        float32, the image's shape: px of Gaussian sigma for "px" methods, a score for
+        float32, the image's shape (less its channel axis): px of Gaussian sigma for "px" methods, a score for
         "relative" ones; NaN where nothing can be said (no texture within reach).
     confidence : ndarray or dask array
         float32 in [0, 1], only with ``return_confidence=True``.
@@ -315,7 +320,13 @@ def estimate(image, method: str | None = None, *, return_confidence: bool = Fals
     ((128, 128), dtype('float32'))
     >>> bool(np.nanmedian(sigma[:, :32]) < np.nanmedian(sigma[:, -32:]))
     True
+    >>> stack = np.stack([image, blurmap.blur(sharp, np.full(sharp.shape, 2.0))])  # (Z, Y, X)
+    >>> maps = blurmap.estimate(stack)
+    >>> maps.shape, bool(np.array_equal(maps[0], blurmap.estimate(image)))
+    ((2, 128, 128), True)
     """
+    if channel_axis is not None or _is_stack(image):
+        return _estimate_stack(image, method, return_confidence, chunks, channel_axis, params)
     chunks = as_chunks(chunks)
     prep = prepare(image, method, **params)
     if is_dask(prep.image) or any(is_dask(a) for a in prep.inputs.values()):
@@ -326,6 +337,63 @@ def estimate(image, method: str | None = None, *, return_confidence: bool = Fals
         sigma, conf = out[..., 0], out[..., 1]
     else:
         sigma, conf = run_tile(prep.estimator, prep.image, prep.params, prep.inputs)
+    return (sigma, conf) if return_confidence else sigma
+
+
+def _is_stack(image) -> bool:
+    """Return whether `image` has axes before its two image axes (a 3-D array of 3 or 4 last is RGB, not a stack)."""
+    ndim = getattr(image, "ndim", None)
+    if ndim is None:
+        ndim = np.ndim(image)
+    shape = getattr(image, "shape", np.shape(image))
+    return ndim > 3 or (ndim == 3 and shape[-1] not in (3, 4))
+
+
+def _estimate_stack(image, method, return_confidence: bool, chunks, channel_axis: int | None, params: dict):
+    """Map every plane of a stack as the 2-D call would, and stack the maps back (lazily for dask)."""
+    import warnings
+
+    if not hasattr(image, "ndim") or not hasattr(image, "shape"):
+        image = np.asarray(image)
+    lazy = is_dask(image)
+    if lazy:
+        import dask.array as xp
+    else:
+        xp = np
+    if channel_axis is not None:
+        if not -image.ndim <= channel_axis < image.ndim:
+            raise ValueError(f"channel_axis {channel_axis} is not an axis of an image of shape {tuple(image.shape)}")
+        if image.shape[channel_axis] not in (3, 4):
+            raise ValueError(f"channel_axis {channel_axis} has {image.shape[channel_axis]} channels; colour needs "
+                             "3 (RGB) or 4 (RGBA)")
+        image = xp.moveaxis(image, channel_axis, -1)
+    lead = tuple(image.shape[:image.ndim - (3 if channel_axis is not None else 2)])
+    plane = tuple(image.shape[len(lead):len(lead) + 2])
+    if lead and min(plane) < MIN_SIDE:
+        raise ValueError(f"image has shape {tuple(image.shape)}: a stack of {' x '.join(map(str, lead))} planes of "
+                         f"{plane[0]} x {plane[1]} px, too small to map (at least {MIN_SIDE} x {MIN_SIDE} px); "
+                         "for colour channels, give channel_axis")
+    if not lead:  # one colour image, its channel axis said: no guess, no warning
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*treated as RGB", category=UserWarning)
+            return estimate(image, method, return_confidence=return_confidence, chunks=chunks, **params)
+    est = get(method)
+    others = {name: params.pop(name) for name in est.inputs if name in params}
+    for name, other in others.items():
+        if tuple(np.shape(other)) != tuple(image.shape):
+            raise ValueError(f"{name} has shape {tuple(np.shape(other))}, the stack {tuple(image.shape)}; they "
+                             "must agree")
+    maps, confs = [], []
+    for index in np.ndindex(*lead):
+        with warnings.catch_warnings():
+            if channel_axis is not None:
+                warnings.filterwarnings("ignore", message=".*treated as RGB", category=UserWarning)
+            sigma, conf = estimate(image[index], method, return_confidence=True, chunks=chunks,
+                                   **params, **{name: other[index] for name, other in others.items()})
+        maps.append(sigma)
+        confs.append(conf)
+    sigma = xp.stack(maps).reshape(lead + tuple(maps[0].shape))
+    conf = xp.stack(confs).reshape(lead + tuple(confs[0].shape))
     return (sigma, conf) if return_confidence else sigma
 
 
