@@ -1,0 +1,49 @@
+"""Focus series: the height of best focus per pixel, to a fraction of the step, and the all-in-focus image."""
+
+import numpy as np
+import pytest
+
+from blurmap import blur, synthetic
+from blurmap.analysis.focus_series import fit_focus, focus_series
+
+
+def test_the_parabola_finds_heights_between_planes_exactly_on_true_maps():
+    h = np.linspace(1.3, 5.7, 40)[None, :] * np.ones((30, 1))  # steps
+    z = np.arange(8.0)[:, None, None]
+    fit = fit_focus(np.sqrt(0.5**2 + (0.9 * (z - h)) ** 2), z_step=2.0)  # heights in um, say
+    np.testing.assert_allclose(fit.height, 2.0 * h, atol=1e-6)
+    np.testing.assert_allclose(fit.floor, 0.5, atol=1e-6)
+    np.testing.assert_allclose(fit.slope, 0.45, atol=1e-6)  # px per um
+    assert (fit.confidence > 0.99).all()
+
+
+def test_a_tilted_specimen_series_is_read_to_a_fraction_of_the_step_and_beats_the_arg_min():
+    yy, xx = np.mgrid[0:192, 0:192] / 191
+    h = 1.5 + 4.0 * xx + 1.0 * yy  # steps
+    sharp = synthetic.dead_leaves((192, 192), seed=404)
+    stack = np.stack([blur(sharp, np.hypot(0.6, 0.8 * (i - h)).astype(np.float32)) for i in range(8)])
+    fit = focus_series(stack, z_step=0.25)  # um
+    inner = (slice(24, -24), slice(24, -24))
+    rmse = np.sqrt(np.nanmean((fit.height / 0.25 - h)[inner] ** 2))
+    arg_min = np.sqrt(np.mean((fit.sharpest - h)[inner] ** 2))
+    assert rmse < 0.15 and rmse < arg_min / 2, (rmse, arg_min)
+    # the composite takes each pixel from its sharpest plane
+    nearest = np.clip(np.rint(h), 0, 7).astype(int)
+    agree = np.mean(fit.all_in_focus[inner] == np.take_along_axis(stack, nearest[None], 0)[0][inner])
+    assert agree > 0.9
+
+
+@pytest.mark.parametrize("args, match", [
+    ((np.ones((2, 8, 8)), 1.0), "at least 3 planes"),
+    ((np.ones((4, 8, 8)), 0.0), "z_step must be a positive number"),
+    ((np.ones((4, 8)), 1.0), "at least 3 planes"),
+])
+def test_bad_series_are_refused_by_name(args, match):
+    with pytest.raises(ValueError, match=match):
+        fit_focus(*args)
+
+
+def test_a_pixel_whose_blur_has_no_minimum_within_the_series_is_unknown():
+    z = np.arange(6.0)[:, None, None] * np.ones((6, 4, 4))
+    fit = fit_focus(0.5 + 0.3 * z, z_step=1.0)  # blur only grows: best focus lies before the first plane
+    assert np.isnan(fit.height).all() and (fit.confidence == 0).all()
