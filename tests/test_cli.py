@@ -142,7 +142,7 @@ def test_the_command_line_keeps_freed_memory_for_the_next_chunk():
 
 
 def test_every_argument_of_every_command_says_what_it_is(capsys):
-    for command in ("demo", "profile", "estimate"):
+    for command in ("demo", "profile", "estimate", "focus-series"):
         with pytest.raises(SystemExit):
             main([command, "--help"])
         text = capsys.readouterr().out

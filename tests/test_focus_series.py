@@ -47,3 +47,30 @@ def test_a_pixel_whose_blur_has_no_minimum_within_the_series_is_unknown():
     z = np.arange(6.0)[:, None, None] * np.ones((6, 4, 4))
     fit = fit_focus(0.5 + 0.3 * z, z_step=1.0)  # blur only grows: best focus lies before the first plane
     assert np.isnan(fit.height).all() and (fit.confidence == 0).all()
+
+
+def test_the_command_line_writes_the_height_map_and_refuses_bad_input_before_writing(tmp_path, capsys):
+    import json
+
+    import tifffile
+
+    from blurmap.cli import main
+
+    yy, xx = np.mgrid[0:160, 0:160] / 159
+    h = 1.5 + 4.0 * xx  # steps
+    sharp = synthetic.dead_leaves((160, 160), seed=405)
+    path = tmp_path / "series.tif"
+    tifffile.imwrite(path, np.stack([blur(sharp, np.hypot(0.6, 0.8 * (i - h)).astype(np.float32)) for i in range(8)]))
+    assert main(["focus-series", str(path), str(tmp_path / "out"), "--z-step", "0.5", "--unit", "um"]) == 0
+    assert "height of best focus" in capsys.readouterr().out
+    height = tifffile.imread(tmp_path / "out" / "height_learned.tif")
+    assert height.shape == (160, 160) and abs(np.nanmedian(height) - 0.5 * np.median(h)) < 0.1
+    summary = json.loads((tmp_path / "out" / "focus_summary_learned.json").read_text())
+    assert summary["unit"] == "um" and summary["planes"] == 8
+    assert (tmp_path / "out" / "all_in_focus_learned.tif").is_file()
+    assert main(["focus-series", str(path), str(tmp_path / "bad"), "--z-step", "-1"]) == 2
+    assert "z_step must be a positive number" in capsys.readouterr().err
+    flat = tmp_path / "plane.tif"
+    tifffile.imwrite(flat, sharp)
+    assert main(["focus-series", str(flat), str(tmp_path / "bad"), "--z-step", "1"]) == 2
+    assert "multi-page TIFF" in capsys.readouterr().err and not (tmp_path / "bad").exists()

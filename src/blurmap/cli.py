@@ -202,6 +202,49 @@ def profile_image(path: Path, outdir: Path, method: str | None, params: dict, ov
     return summary
 
 
+def focus_series_files(path: Path, outdir: Path, z_step: float, unit: str, method: str | None, params: dict,
+                       overwrite: bool = False) -> dict:
+    """Fit a focus series (a multi-page TIFF, one focus position a page); write the height map, its confidence,
+    the all-in-focus image and a JSON summary; return the summary. Nothing is written before the input is checked.
+    """
+    from .analysis.focus_series import focus_series
+
+    est = get_blind(method)
+    files = [outdir / f"{kind}_{est.name}.{suffix}" for kind, suffix in
+             (("height", "tif"), ("height_confidence", "tif"), ("all_in_focus", "tif"), ("focus_summary", "json"))]
+    check_outputs(files, overwrite, inputs=(path,))
+    stack = read_image(path)
+    if stack.ndim != 3:
+        raise ValueError(f"{path} has shape {stack.shape}: a focus series is a (Z, Y, X) multi-page TIFF")
+    start = time.perf_counter()
+    fit = focus_series(stack, z_step, est.name, **params)  # checks the step and the planes before writing
+    seconds = time.perf_counter() - start
+    outdir.mkdir(parents=True, exist_ok=True)
+    _write_tiff(files[0], fit.height, f"height of best focus, {unit}, from the first plane ({est.name})")
+    _write_tiff(files[1], fit.confidence, "confidence of the height, 0 to 1")
+    _write_tiff(files[2], fit.all_in_focus, "all-in-focus composite: each pixel from the plane nearest its height")
+    known = np.isfinite(fit.height)
+    summary = {"image": str(path), "method": est.name, "planes": int(stack.shape[0]), "z_step": z_step, "unit": unit,
+               "shape": list(fit.height.shape), "seconds": round(seconds, 3), "unknown": float(1 - known.mean()),
+               "height": {q: float(np.percentile(fit.height[known], v)) if known.any() else None
+                          for q, v in (("min", 0), ("median", 50), ("max", 100))}}
+    _write_atomic(files[3], lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2) + "\n"))
+    return summary
+
+
+def _print_focus(s: dict, outdir: Path) -> None:
+    h, u = s["height"], s["unit"]
+    print(f"blurmap focus-series: {s['method']} on {s['image']} ({s['planes']} planes {s['z_step']:g} {u} apart, "
+          f"{s['shape'][0]} x {s['shape'][1]} px, {s['seconds']:.2f} s)")
+    if h["median"] is None:
+        print("  no pixel has its best focus within the series")
+    else:
+        print(f"  height of best focus from the first plane: {h['min']:.3g} .. {h['max']:.3g} {u}, median "
+              f"{h['median']:.3g} {u}; {100 * s['unknown']:.1f}% unknown (best focus beyond the series)")
+    written = sorted(p.name for p in outdir.iterdir() if not p.name.startswith("."))
+    print(f"  wrote {outdir}/: {' '.join(written)}")
+
+
 def _print_profile(s: dict, outdir: Path) -> None:
     print(f"blurmap profile: {s['method']} on {s['image']} ({s['shape'][0]} x {s['shape'][1]} px, "
           f"{s['seconds']:.2f} s)")
@@ -445,6 +488,17 @@ def main(argv: list[str] | None = None) -> int:
                              "convergence semi-angle and the depth of field")
     p_prof.add_argument("--sigma-limit", type=float, default=SIGMA_LIMIT, metavar="PX",
                         help=f"px; the blur at which the depth of field ends (default {SIGMA_LIMIT:g})")
+    p_focus = sub.add_parser("focus-series", help="a focus series (multi-page TIFF) to a height map of best focus, "
+                                                  "its confidence and an all-in-focus image")
+    p_focus.add_argument("stack", type=Path, help="a multi-page TIFF: the same field, one focus position a page")
+    p_focus.add_argument("outdir", type=Path, help="folder for the results (made if missing)")
+    p_focus.add_argument("--z-step", type=float, required=True, metavar="LENGTH",
+                         help="the focus step between pages, in --unit (heights come in it)")
+    p_focus.add_argument("--unit", default="um", help="the focus step's unit (default um)")
+    p_focus.add_argument("--method", default=DEFAULT, choices=blind, help=METHOD_HELP)
+    p_focus.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                         help="an estimator parameter (repeatable); 'none' lets it be estimated")
+    p_focus.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in OUTDIR")
     p_est = sub.add_parser("estimate", help="write the sigma map of an image of any size (TIFF, Zarr, OME-Zarr, "
                                             "PNG, JPEG) to OME-Zarr or TIFF, chunk by chunk")
     p_est.add_argument("input", type=Path, help="a TIFF or BigTIFF, a Zarr array or OME-Zarr image, a PNG or JPEG")
@@ -501,6 +555,11 @@ def _run(args) -> int:
         print(methods_table())
         return 0
     try:
+        if args.command == "focus-series":
+            summary = focus_series_files(args.stack, args.outdir, args.z_step, args.unit, args.method,
+                                         parse_params(args.param), args.overwrite)
+            _print_focus(summary, args.outdir)
+            return 0
         if args.command == "profile":
             summary = profile_image(args.image, args.outdir, args.method, parse_params(args.param), args.overwrite,
                                     *_geometry(args))

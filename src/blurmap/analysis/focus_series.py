@@ -46,6 +46,13 @@ class FocusSeries:
     z_step: float
 
 
+def _check_step(z_step) -> None:
+    """Raise ValueError unless the focus step is a positive number."""
+    if isinstance(z_step, bool) or not (isinstance(z_step, (int, float, np.number)) and np.isfinite(z_step)
+                                        and z_step > 0):
+        raise ValueError(f"z_step must be a positive number, not {z_step!r}")
+
+
 def fit_focus(sigma: np.ndarray, z_step: float, confidence: np.ndarray | None = None,
               stack: np.ndarray | None = None) -> FocusSeries:
     """Return the height map a stack of sigma maps (px) implies, planes z_step apart.
@@ -81,9 +88,7 @@ def fit_focus(sigma: np.ndarray, z_step: float, confidence: np.ndarray | None = 
     sigma = np.asarray(sigma, dtype=np.float64)
     if sigma.ndim != 3 or sigma.shape[0] < 3:
         raise ValueError(f"a focus series needs (Z, Y, X) maps of at least 3 planes, got shape {sigma.shape}")
-    if isinstance(z_step, bool) or not (isinstance(z_step, (int, float, np.number)) and np.isfinite(z_step)
-                                        and z_step > 0):
-        raise ValueError(f"z_step must be a positive number, not {z_step!r}")
+    _check_step(z_step)
     conf = np.ones_like(sigma) if confidence is None else np.asarray(confidence, dtype=np.float64)
     if conf.shape != sigma.shape or (stack is not None and np.shape(stack) != sigma.shape):
         raise ValueError("sigma, confidence and stack must have the same (Z, Y, X) shape")
@@ -163,8 +168,9 @@ def focus_series(stack, z_step: float, method: str | None = None, **params) -> F
     """
     from ..engine import estimate
 
+    _check_step(z_step)  # before the maps, which cost
     stack = np.asarray(stack)
-    if stack.ndim != 3:
-        raise ValueError(f"a focus series is a (Z, Y, X) stack, got shape {stack.shape}")
+    if stack.ndim != 3 or stack.shape[0] < 3:
+        raise ValueError(f"a focus series is a (Z, Y, X) stack of at least 3 planes, got shape {stack.shape}")
     sigma, conf = estimate(stack, method, return_confidence=True, **params)
     return fit_focus(sigma, z_step, conf, stack)
