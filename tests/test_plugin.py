@@ -312,3 +312,30 @@ def test_the_profile_dock_gives_the_optics_in_the_layers_units_once_the_tilt_is_
     dock.tilt.setValue(tilt)
     assert abs(dock.optics.convergence_mrad / 20.0 - 1) < 0.1 and dock.optics.unit == "nm"
     assert "mrad" in dock.status.text() and " nm" in dock.status.text()
+
+
+def test_the_focus_series_dock_lays_a_height_map_in_the_steps_unit_and_an_all_in_focus_image(
+        make_napari_viewer, qtbot, plugin):
+    from blurmap import blur
+
+    yy, xx = np.mgrid[0:160, 0:160] / 159
+    h = 1.5 + 4.0 * xx  # steps
+    sharp = synthetic.dead_leaves((160, 160), seed=406)
+    stack = np.stack([blur(sharp, np.hypot(0.6, 0.8 * (i - h)).astype(np.float32)) for i in range(8)])
+    viewer = make_napari_viewer()
+    source = viewer.add_image(stack, name="series", scale=(1.0, 0.05, 0.05), units=("um", "um", "um"))
+    _, dock = viewer.window.add_plugin_dock_widget(PLUGIN, "Focus series")
+    dock.image.value = source
+    dock.z_step.value = 0.5
+    dock.unit.value = "um"
+    dock.run()  # returns at once: the maps and the fit run in a worker
+    qtbot.waitUntil(lambda: "series height (um)" in viewer.layers, timeout=60_000)
+    height = viewer.layers["series height (um)"]
+    assert height.data.shape == (160, 160) and abs(np.nanmedian(height.data) - 0.5 * np.median(h)) < 0.1
+    np.testing.assert_array_equal(height.scale, (0.05, 0.05))
+    assert str(height.units[-1]) == "micrometer" and height.colorbar.visible
+    assert viewer.layers["series all in focus"].data.shape == (160, 160)
+    assert "height of best focus" in dock.status.value
+    dock.image.value = viewer.layers["series all in focus"]  # 2-D: refused with a message, nothing added
+    dock.run()
+    assert dock.status.value.startswith("error: choose a 3-D image layer")

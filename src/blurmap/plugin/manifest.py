@@ -1,7 +1,8 @@
 """The napari manifest, generated from the registry: ``python -m blurmap.plugin.manifest`` rewrites napari.yaml.
 
 Every estimator gets a dock widget of its own, listed in the Plugins menu and in the blurmap
-submenu of Layers > Measure, beside the combined *Sigma map* dock and the *Focal profile* dock.
+submenu of Layers > Measure, beside the combined *Sigma map* dock, the *Focal profile* dock and
+the *Focus series* dock.
 A test checks that the shipped ``napari.yaml`` is what this module makes, so the manifest is
 never edited by hand.
 """
@@ -48,6 +49,8 @@ def manifest() -> dict:
                              f"{est.title} ({est.units})", est.title))
     docks.append(_widget("focal_profile_widget", "blurmap.plugin._profile:FocalProfileDock",
                          "Focal profile of the selected sigma layer", "Focal profile"))
+    docks.append(_widget("focus_series_widget", "blurmap.plugin._focus:FocusSeriesDock",
+                         "Focus series to a height map and an all-in-focus image", "Focus series"))
     commands = [c for c, _ in docks] + [
         {"id": f"{PLUGIN}.get_reader", "python_name": "blurmap.plugin._reader:get_reader",
          "title": "Open a large TIFF or an OME-Zarr lazily"},
