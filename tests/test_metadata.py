@@ -64,3 +64,21 @@ def test_profile_reads_the_geometry_from_a_zeiss_tiff_and_reports_nm_and_the_opt
     summary = json.loads((tmp_path / "out" / "summary_learned.json").read_text())
     assert summary["pixel_size"] == {"value": 5.0, "unit": "nm"}
     assert abs(summary["focal_line"]["fit"]["optics"]["convergence_mrad"] / 20.0 - 1) < 0.1
+
+
+def test_profile_writes_a_per_tile_table_in_px_and_in_the_pixel_size_unit(tmp_path):
+    import csv
+
+    sigma = np.where(np.arange(320)[None, :] < 160, 1.0, 3.0) * np.ones((192, 1))
+    pixels = (np.clip(blur(synthetic.dead_leaves((192, 320), seed=8), sigma.astype(np.float32)), 0, 1)
+              * 65535).astype(np.uint16)
+    path = _write(tmp_path / "z.tif", pixels, extratags=[(34118, "B", len(ZEISS), ZEISS, True)])
+    assert main(["profile", str(path), str(tmp_path / "out"), "--table", "160"]) == 0
+    with open(tmp_path / "out" / "table_learned.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4 and {"centre_x_px", "median_px", "q25_px", "q75_px", "confidence", "unknown",
+                               "median_nm"} <= set(rows[0])
+    left, right = float(rows[0]["median_px"]), float(rows[1]["median_px"])
+    assert left < 1.5 < 2.4 < right and float(rows[1]["median_nm"]) == pytest.approx(5.0 * right)
+    assert main(["profile", str(path), str(tmp_path / "bad"), "--table", "4"]) == 2
+    assert not (tmp_path / "bad").exists()

@@ -31,7 +31,7 @@ def test_registry_is_a_copy():
 
 def test_manifest_and_registry_agree():
     widget_commands = {w.command for w in MANIFEST.contributions.widgets}
-    analysis = {PREFIX + "sigma_map_widget", PREFIX + "focal_profile_widget"}  # not one estimator each
+    analysis = {PREFIX + "sigma_map_widget", PREFIX + "focal_profile_widget", PREFIX + "focus_series_widget"}  # not one estimator each
     per_method = {c[len(PREFIX):-len("_widget")] for c in widget_commands - analysis}
     assert per_method == set(estimators())
     # Layers > Measure holds one submenu, blurmap, and it holds every dock

@@ -20,7 +20,7 @@ from ._validate import as_2d_float
 from .analysis import figures
 from .analysis.focal import focal, hough_focal_line, profile
 from .analysis.optics import SIGMA_LIMIT, check_geometry
-from .analysis.summary import errors, sharpest_row, thirds
+from .analysis.summary import TILE, errors, sharpest_row, thirds, tile_table
 from .engine import DEFAULT_CHUNK, estimate
 from .io.formats import read_pixels
 from .io.metadata import read_geometry
@@ -157,21 +157,25 @@ def parse_params(pairs: list[str]) -> dict:
 
 
 def profile_image(path: Path, outdir: Path, method: str | None, params: dict, overwrite: bool = False,
-                  geometry: dict | None = None, geometry_source: str = "") -> dict:
+                  geometry: dict | None = None, geometry_source: str = "", table_tile: int | None = None) -> dict:
     """Estimate a user's image; write the map, overlay, focal profile PNG and JSON; return the summary.
 
     Nothing is written over the input, over earlier results (unless `overwrite`), or before the
     image and the parameters are checked. `geometry` (pixel_size and unit: sigma in that unit too;
     with tilt_deg and sigma_limit, the optics of a tilted specimen; see blurmap.analysis.optics),
-    said to come from `geometry_source`.
+    said to come from `geometry_source`. `table_tile` (px) adds table_<method>.csv: per-tile
+    statistics (see blurmap.analysis.summary.tile_table).
     """
     est = get_blind(method)
+    if table_tile is not None and table_tile < 8:
+        raise ValueError(f"--table tiles must be at least 8 px a side, not {table_tile}")
     geometry = dict(geometry or {})
     pixel = (geometry.pop("pixel_size", None), geometry.pop("unit", None))
     if "tilt_deg" in geometry:
         check_geometry(pixel[0], geometry["tilt_deg"], geometry["sigma_limit"])
         geometry.update(pixel_size=pixel[0], unit=pixel[1])
-    check_outputs(outputs(outdir, est.name), overwrite, inputs=(path,))
+    check_outputs(outputs(outdir, est.name, *([f"table_{est.name}.csv"] if table_tile else [])), overwrite,
+                  inputs=(path,))
     image = as_2d_float(read_image(path))  # grey float32; RGB becomes luminance with a warning
     start = time.perf_counter()
     sigma, confidence = estimate(image, est.name, return_confidence=True, **params)  # checks before writing
@@ -197,9 +201,24 @@ def profile_image(path: Path, outdir: Path, method: str | None, params: dict, ov
     finite = sigma[np.isfinite(sigma)]
     _write_maps(outdir, est, image, sigma, confidence, f"{path.name}: {est.title} ({est.name})",
                 float(np.percentile(finite, 99.5)) if finite.size else 1.0, focal_fit)
+    if table_tile:
+        rows = tile_table(sigma, confidence, table_tile, *pixel) if pixel[0] is not None else \
+            tile_table(sigma, confidence, table_tile)
+        _write_atomic(outdir / f"table_{est.name}.csv", lambda tmp: _write_csv(tmp, rows))
     _write_atomic(outdir / f"summary_{est.name}.json",
                   lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2) + "\n"))
     return summary
+
+
+def _write_csv(path, rows: list[dict]) -> None:
+    """Write dict rows as CSV with a header (NaN as empty)."""
+    import csv
+
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: ("" if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()})
 
 
 def focus_series_files(path: Path, outdir: Path, z_step: float, unit: str, method: str | None, params: dict,
@@ -486,6 +505,10 @@ def main(argv: list[str] | None = None) -> int:
     p_prof.add_argument("--tilt", type=float, metavar="DEGREES",
                         help="the stage tilt, degrees (default: from the FEI or Zeiss tags): gives the beam's "
                              "convergence semi-angle and the depth of field")
+    p_prof.add_argument("--table", type=int, nargs="?", const=TILE, default=None, metavar="TILE_PX",
+                        help=f"also write table_METHOD.csv: per-tile centre, median and quartiles of sigma (px, and "
+                             f"in the pixel size's unit when known), confidence, share unknown (tiles of {TILE} px "
+                             "unless given)")
     p_prof.add_argument("--sigma-limit", type=float, default=SIGMA_LIMIT, metavar="PX",
                         help=f"px; the blur at which the depth of field ends (default {SIGMA_LIMIT:g})")
     p_focus = sub.add_parser("focus-series", help="a focus series (multi-page TIFF) to a height map of best focus, "
@@ -562,7 +585,7 @@ def _run(args) -> int:
             return 0
         if args.command == "profile":
             summary = profile_image(args.image, args.outdir, args.method, parse_params(args.param), args.overwrite,
-                                    *_geometry(args))
+                                    *_geometry(args), table_tile=args.table)
         else:
             summary = demo(args.outdir, args.method, args.size, args.seed, args.overwrite)
     except (ValueError, TypeError, OSError) as err:  # OSError: a read-only folder, a full disk, a file for a folder

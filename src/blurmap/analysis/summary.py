@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["thirds", "sharpest_row", "errors"]
+__all__ = ["thirds", "sharpest_row", "errors", "tile_table"]
 
 
 def thirds(sigma: np.ndarray) -> list[float]:
@@ -84,3 +84,54 @@ def errors(sigma: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     within[known] = np.abs(err) <= 0.3 * truth[known]
     return {"rmse_px": float(np.sqrt(np.mean(err**2))), "within_30pct": float(within.mean()),
             "unknown": float(1 - known.mean())}
+
+
+TILE = 256  # px; the side of a tile of tile_table, unless asked otherwise
+TABLE_COLUMNS = ("row", "col", "centre_y_px", "centre_x_px", "median_px", "q25_px", "q75_px", "confidence", "unknown")
+
+
+def tile_table(sigma: np.ndarray, confidence: np.ndarray, tile: int = TILE,
+               pixel_size: float | None = None, unit: str | None = None) -> list[dict]:
+    """Return per-tile statistics of a map: centre, median and quartiles of sigma, mean confidence, share unknown.
+
+    Parameters
+    ----------
+    sigma, confidence : ndarray
+        2-D map (px) and its confidence, the same shape.
+    tile : int
+        px; the tiles' side (the last ones are what is left).
+    pixel_size : float, optional
+        With `unit`, the median is also given in that unit (``median_<unit>``).
+    unit : str, optional
+        The pixel size's unit.
+
+    Returns
+    -------
+    list of dict
+        One per tile, row by row: TABLE_COLUMNS (px; the confidence in [0, 1], the unknown share of
+        the tile's pixels) and ``median_<unit>`` if a pixel size is given; NaN where a tile is all unknown.
+
+    Examples
+    --------
+    >>> rows = tile_table(np.full((300, 520), 2.0), np.ones((300, 520)), tile=256, pixel_size=5.0, unit="nm")
+    >>> len(rows), rows[0]["centre_x_px"], rows[-1]["centre_x_px"], rows[0]["median_nm"]
+    (6, 127.5, 515.5, 10.0)
+    """
+    if tile < 1:
+        raise ValueError(f"tile must be at least 1 px, not {tile}")
+    h, w = sigma.shape
+    rows = []
+    for i, y0 in enumerate(range(0, h, tile)):
+        for j, x0 in enumerate(range(0, w, tile)):
+            block = sigma[y0:y0 + tile, x0:x0 + tile]
+            known = block[np.isfinite(block)]
+            stats = np.percentile(known, [50, 25, 75]) if known.size else [np.nan] * 3
+            row = {"row": i, "col": j, "centre_y_px": (y0 + min(y0 + tile, h) - 1) / 2,
+                   "centre_x_px": (x0 + min(x0 + tile, w) - 1) / 2, "median_px": float(stats[0]),
+                   "q25_px": float(stats[1]), "q75_px": float(stats[2]),
+                   "confidence": float(np.mean(confidence[y0:y0 + tile, x0:x0 + tile])),
+                   "unknown": float(1 - known.size / block.size)}
+            if pixel_size is not None:
+                row[f"median_{unit}"] = row["median_px"] * pixel_size
+            rows.append(row)
+    return rows
