@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .optics import check_positive
+
 __all__ = ["FocusSeries", "focus_series", "fit_focus"]
 
 WINDOW = 3  # planes either side of each pixel's sharpest that its parabola is fitted to
@@ -44,13 +46,6 @@ class FocusSeries:
     slope: np.ndarray  # (Y, X) float32, px of sigma per unit of z: k
     sharpest: np.ndarray  # (Y, X) int: the plane of least sigma (the arg-min)
     z_step: float
-
-
-def _check_step(z_step) -> None:
-    """Raise ValueError unless the focus step is a positive number."""
-    if isinstance(z_step, bool) or not (isinstance(z_step, (int, float, np.number)) and np.isfinite(z_step)
-                                        and z_step > 0):
-        raise ValueError(f"z_step must be a positive number, not {z_step!r}")
 
 
 def fit_focus(sigma: np.ndarray, z_step: float, confidence: np.ndarray | None = None,
@@ -88,7 +83,7 @@ def fit_focus(sigma: np.ndarray, z_step: float, confidence: np.ndarray | None = 
     sigma = np.asarray(sigma, dtype=np.float64)
     if sigma.ndim != 3 or sigma.shape[0] < 3:
         raise ValueError(f"a focus series needs (Z, Y, X) maps of at least 3 planes, got shape {sigma.shape}")
-    _check_step(z_step)
+    check_positive("z_step", z_step)
     conf = np.ones_like(sigma) if confidence is None else np.asarray(confidence, dtype=np.float64)
     if conf.shape != sigma.shape or (stack is not None and np.shape(stack) != sigma.shape):
         raise ValueError("sigma, confidence and stack must have the same (Z, Y, X) shape")
@@ -168,7 +163,7 @@ def focus_series(stack, z_step: float, method: str | None = None, **params) -> F
     """
     from ..engine import estimate
 
-    _check_step(z_step)  # before the maps, which cost
+    check_positive("z_step", z_step)  # before the maps, which cost
     stack = np.asarray(stack)
     if stack.ndim != 3 or stack.shape[0] < 3:
         raise ValueError(f"a focus series is a (Z, Y, X) stack of at least 3 planes, got shape {stack.shape}")

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["TiltOptics", "tilt_optics", "defocus_map", "check_geometry"]
+__all__ = ["TiltOptics", "tilt_optics", "defocus_map", "check_geometry", "check_positive"]
 
 SIGMA_LIMIT = 1.0  # px; the blur at which the depth of field ends, unless the user sets another
 
@@ -54,6 +54,31 @@ class TiltOptics:
         return asdict(self)
 
 
+def check_positive(name: str, value) -> None:
+    """Raise ValueError naming `name` unless `value` is a finite number above 0 (a bool is not a number here).
+
+    Parameters
+    ----------
+    name : str
+        What the value is, for the message.
+    value : object
+        The value.
+
+    Returns
+    -------
+    None
+
+    Examples
+    --------
+    >>> check_positive("z_step", -1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: z_step must be a positive number, not -1.0
+    """
+    if isinstance(value, bool) or not (isinstance(value, (int, float, np.number)) and np.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive number, not {value!r}")
+
+
 def check_geometry(pixel_size, tilt_deg, sigma_limit=SIGMA_LIMIT) -> None:
     """Raise ValueError naming the problem unless the pixel size and sigma limit are positive and the tilt in (0, 90) degrees.
 
@@ -77,10 +102,8 @@ def check_geometry(pixel_size, tilt_deg, sigma_limit=SIGMA_LIMIT) -> None:
     ...
     ValueError: tilt_deg must lie strictly between 0 and 90 degrees (exclusive), not 90.0
     """
-    for name, value in (("pixel_size", pixel_size), ("sigma_limit", sigma_limit)):
-        if isinstance(value, bool) or not (isinstance(value, (int, float, np.number)) and np.isfinite(value)
-                                           and value > 0):
-            raise ValueError(f"{name} must be a positive number, not {value!r}")
+    check_positive("pixel_size", pixel_size)
+    check_positive("sigma_limit", sigma_limit)
     if isinstance(tilt_deg, bool) or not (isinstance(tilt_deg, (int, float, np.number)) and 0 < tilt_deg < 90):
         raise ValueError(f"tilt_deg must lie strictly between 0 and 90 degrees (exclusive), not {tilt_deg!r}")
 
