@@ -74,3 +74,9 @@ def test_the_command_line_writes_the_height_map_and_refuses_bad_input_before_wri
     tifffile.imwrite(flat, sharp)
     assert main(["focus-series", str(flat), str(tmp_path / "bad"), "--z-step", "1"]) == 2
     assert "multi-page TIFF" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
+def test_an_rgb_image_is_refused_as_a_focus_series_before_any_map():
+    # (Y, X, 3) used to be mapped as one colour image, then refused by the fit as "shape (Y, X)"
+    with pytest.raises(ValueError, match="one RGB"):
+        focus_series(np.random.default_rng(0).random((64, 64, 3)), z_step=1.0)

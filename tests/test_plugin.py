@@ -339,3 +339,30 @@ def test_the_focus_series_dock_lays_a_height_map_in_the_steps_unit_and_an_all_in
     dock.image.value = viewer.layers["series all in focus"]  # 2-D: refused with a message, nothing added
     dock.run()
     assert dock.status.value.startswith("error: choose a 3-D image layer")
+
+
+def test_the_focus_series_dock_reads_a_dask_stack_in_its_worker_not_on_the_gui_thread(make_napari_viewer, qtbot,
+                                                                                       plugin):
+    # np.asarray(layer.data) in run() computed the whole stack before the worker started
+    import dask.array as da
+
+    from blurmap import blur
+
+    sharp = synthetic.dead_leaves((96, 96), seed=407)
+    planes = np.stack([blur(sharp, np.full((96, 96), np.hypot(0.6, 0.8 * (i - 2.5)), np.float32)) for i in range(6)])
+    reads = []
+
+    def read(block):
+        reads.append(block.shape)
+        return block
+
+    viewer = make_napari_viewer()
+    source = viewer.add_image(da.from_array(planes, chunks=(1, 96, 96)).map_blocks(read, dtype=planes.dtype),
+                              name="lazy", contrast_limits=(0, 1))
+    _, dock = viewer.window.add_plugin_dock_widget(PLUGIN, "Focus series")
+    dock.image.value = source
+    before = len(reads)  # what napari itself read to show the plane on screen
+    dock.run()  # returns before any plane is read
+    assert len(reads) == before
+    qtbot.waitUntil(lambda: "lazy height (um)" in viewer.layers, timeout=60_000)
+    assert len(reads) >= before + 6

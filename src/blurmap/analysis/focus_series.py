@@ -167,5 +167,8 @@ def focus_series(stack, z_step: float, method: str | None = None, **params) -> F
     stack = np.asarray(stack)
     if stack.ndim != 3 or stack.shape[0] < 3:
         raise ValueError(f"a focus series is a (Z, Y, X) stack of at least 3 planes, got shape {stack.shape}")
+    if stack.shape[-1] in (3, 4):  # estimate would read it as one colour image, not planes
+        raise ValueError(f"a focus series is a (Z, Y, X) stack; shape {stack.shape} is one RGB(A) image, "
+                         "colour channels last")
     sigma, conf = estimate(stack, method, return_confidence=True, **params)
     return fit_focus(sigma, z_step, conf, stack)

@@ -44,7 +44,8 @@ class FocusSeriesDock(Container):
         step, unit = float(self.z_step.value), self.unit.value
         self.run_button.enabled = False
         self.status.value = f"mapping {layer.data.shape[0]} planes of {layer.name} ..."
-        self.worker = create_worker(focus_series, np.asarray(layer.data), step, _start_thread=False,
+        # the layer's data as it is (a dask stack is read in the worker, never on the GUI thread)
+        self.worker = create_worker(focus_series, layer.data, step, _start_thread=False,
                                     _connect={"errored": self._errored})
         self.worker.returned.connect(lambda fit: self._done(layer, unit, fit))
         self.worker.finished.connect(lambda: setattr(self.run_button, "enabled", True))
