@@ -554,7 +554,7 @@ def _geometry(args) -> tuple[dict, str]:
     The pixel size and the tilt come from the options, or else from the image's metadata
     (blurmap.io.metadata: OME, Thermo Fisher / FEI, Zeiss SmartSEM, TIFF resolution).
     """
-    found = read_geometry(args.image)
+    found = read_geometry(args.image) if args.pixel_size is None or args.tilt is None else None  # both given
     size, unit = (args.pixel_size, args.unit) if args.pixel_size is not None else \
         ((found.pixel_size, found.unit) if found else (None, None))
     tilt = args.tilt if args.tilt is not None else (found.tilt_deg if found and found.tilt_deg else None)
