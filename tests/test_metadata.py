@@ -82,3 +82,29 @@ def test_profile_writes_a_per_tile_table_in_px_and_in_the_pixel_size_unit(tmp_pa
     assert left < 1.5 < 2.4 < right and float(rows[1]["median_nm"]) == pytest.approx(5.0 * right)
     assert main(["profile", str(path), str(tmp_path / "bad"), "--table", "4"]) == 2
     assert not (tmp_path / "bad").exists()
+
+
+def test_the_napari_reader_lays_an_fei_tiff_with_its_pixel_size_and_keeps_its_tilt(tmp_path, image):
+    from blurmap.plugin import _reader
+
+    path = _write(tmp_path / "fei.tif", image, extratags=[(34682, "s", 0, FEI, True)])
+    reader = _reader.get_reader(str(path))
+    assert reader is not None  # small, but napari's own reader would drop the pixel size
+    [(data, meta, kind)] = reader(str(path))
+    assert isinstance(data, np.ndarray) and data.shape == image.shape and kind == "image"
+    assert meta["scale"] == (2.5, 2.5) and meta["units"] == ("nm", "nm")
+    assert meta["metadata"]["blurmap_geometry"]["tilt_deg"] == pytest.approx(52.0, abs=0.01)
+    plain = _write(tmp_path / "plain.tif", image)
+    assert _reader.get_reader(str(plain)) is None  # nothing to add: napari's reader takes it
+
+
+def test_the_napari_reader_strides_a_stack_along_y_and_x_only(tmp_path, monkeypatch):
+    from blurmap.plugin import _reader
+
+    stack = np.random.default_rng(1).random((3, 400, 300)).astype(np.float32)
+    path = _write(tmp_path / "stack.tif", stack, photometric="minisblack", metadata={"axes": "ZYX"})
+    monkeypatch.setattr(_reader, "LARGE_PIXELS", 100_000)
+    monkeypatch.setattr(_reader, "DISPLAY_MIN", 200)
+    [(data, meta, _)] = _reader.get_reader(str(path))(str(path))
+    assert [d.shape for d in data] == [(3, 400, 300), (3, 200, 150)] and meta["axis_labels"] == ("z", "y", "x")
+    np.testing.assert_array_equal(np.asarray(data[1]), stack[:, ::2, ::2])

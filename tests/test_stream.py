@@ -152,11 +152,55 @@ def test_a_method_that_needs_a_second_image_is_refused_before_anything_is_writte
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
 
 
-def test_a_stack_is_refused_clearly(tmp_path):
-    stack = tmp_path / "stack.zarr"
-    zarr.open_array(str(stack), mode="w", shape=(3, 64, 64), dtype="f4")[:] = 1.0
-    assert main(["estimate", str(stack), str(tmp_path / "o.zarr")]) == 2
-    assert not (tmp_path / "o.zarr").exists()
+def _stack(shape=(3, 200, 240)):
+    return np.stack([synthetic.sem_sample(shape[1:], seed=s)[0] * (1 + s) for s in range(shape[0])])
+
+
+def test_a_multipage_tiff_stack_gives_an_ome_zarr_with_its_axes_each_plane_the_2d_map(tmp_path):
+    stack = _stack((3, 600, 520))
+    tifffile.imwrite(tmp_path / "stack.tif", stack, photometric="minisblack", metadata={"axes": "ZYX"})
+    assert main(["estimate", str(tmp_path / "stack.tif"), str(tmp_path / "s.zarr"), "--chunk", "256",
+                 "--method", GR]) == 0
+    root, ms, levels = _ome_levels(tmp_path / "s.zarr")
+    assert [a["name"] for a in ms["axes"]] == ["z", "y", "x"] and ms["axes"][0]["type"] == "space"
+    assert levels[0].shape == stack.shape and levels[1].shape == (3, 300, 260)
+    assert ms["datasets"][1]["coordinateTransformations"][0]["scale"] == [1.0, 2.0, 2.0]
+    conf = np.asarray(root["confidence"]["0"])
+    for k in range(3):
+        sigma, confidence = estimate(stack[k], GR, return_confidence=True)
+        np.testing.assert_allclose(levels[0][k], sigma, atol=1e-4, equal_nan=True)
+        np.testing.assert_allclose(conf[k], confidence, atol=1e-4, equal_nan=True)
+    assert len(root.attrs["blurmap"]["plane_params"]) == 3
+
+
+def test_an_ome_zarr_time_series_keeps_its_axes_and_pixel_size(tmp_path):
+    stack = _stack((2, 160, 200))
+    ome = tmp_path / "tz.zarr"
+    group = zarr.open_group(str(ome), mode="w", zarr_format=2)
+    group.create_array("0", shape=(2, 1) + stack.shape[1:], chunks=(1, 1, 80, 80), dtype="f4")[:] = stack[:, None]
+    group.attrs["multiscales"] = [{"version": "0.4", "axes": [
+        {"name": "t", "type": "time"}, {"name": "z", "type": "space"},
+        {"name": "y", "type": "space", "unit": "nanometer"}, {"name": "x", "type": "space", "unit": "nanometer"}],
+        "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1.0, 1.0, 4.0, 4.0]}]}]}]
+    assert main(["estimate", str(ome), str(tmp_path / "o.zarr")]) == 0
+    _, ms, levels = _ome_levels(tmp_path / "o.zarr")
+    assert [a["name"] for a in ms["axes"]] == ["t", "z", "y", "x"] and ms["axes"][-1]["unit"] == "nanometer"
+    assert ms["datasets"][0]["coordinateTransformations"][0]["scale"] == [1.0, 1.0, 4.0, 4.0]
+    assert levels[0].shape == (2, 1) + stack.shape[1:]
+    np.testing.assert_allclose(levels[0][1, 0], estimate(stack[1]), atol=1e-4, equal_nan=True)
+
+
+def test_a_stack_asked_for_as_tiff_or_with_channels_before_y_x_is_refused_by_name(tmp_path, capsys):
+    tifffile.imwrite(tmp_path / "stack.tif", _stack((2, 128, 128)), photometric="minisblack")
+    assert main(["estimate", str(tmp_path / "stack.tif"), str(tmp_path / "o.tif")]) == 2
+    assert "name the output o.zarr" in capsys.readouterr().err and not (tmp_path / "o.tif").exists()
+    ome = tmp_path / "c.zarr"
+    group = zarr.open_group(str(ome), mode="w", zarr_format=2)
+    group.create_array("0", shape=(2, 128, 128), dtype="f4")[:] = 1.0
+    group.attrs["multiscales"] = [{"version": "0.4", "axes": [{"name": "c", "type": "channel"}, "y", "x"],
+                                   "datasets": [{"path": "0"}]}]
+    assert main(["estimate", str(ome), str(tmp_path / "o.zarr")]) == 2
+    assert "2 channels before y, x" in capsys.readouterr().err and not (tmp_path / "o.zarr").exists()
 
 
 def test_a_tiff_read_again_after_it_changed_gives_the_new_pixels(tmp_path):

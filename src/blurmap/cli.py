@@ -447,8 +447,8 @@ def _estimate_command(args) -> int:
                 cluster.close()
     for path in done["removed_leftovers"]:
         print(f"blurmap estimate: removed {path}, left by a run that was killed")
-    h, w = done["shape"]
-    print(f"blurmap estimate: {done['method']} on {args.input} ({h} x {w} px, {done['chunks']} chunks) in "
+    size = " x ".join(map(str, done["shape"])) + (f" ({', '.join(done['axes'])})" if "axes" in done else " px")
+    print(f"blurmap estimate: {done['method']} on {args.input} ({size}, {done['chunks']} chunks) in "
           f"{done['seconds']:.1f} s, {done['megapixels_per_second']:.2f} MP/s; wrote {args.output} "
           f"({done['levels']} levels)")
     return 0

@@ -36,6 +36,12 @@ class Source(NamedTuple):
     unit: str | None  # an OME-NGFF space unit, or None when the file gives none
     name: str
     planes: list | None = None  # a Plane per level reading the file itself; None for an image read whole
+    axes: tuple[str, ...] = ("y", "x")  # the names of the levels' axes: leading stack axes (z, t, ...), y, x, and c for colour
+
+    @property
+    def stack_shape(self) -> tuple[int, ...]:
+        """The shape of the leading (stack) axes: () for one 2-D or RGB image."""
+        return tuple(self.levels[0].shape[:len(self.axes) - 2 - (self.axes[-1] == "c")])
 
 
 class Plane:
@@ -45,19 +51,23 @@ class Plane:
     pixels, so a task can carry it to a cluster's worker and read its own window there.
     """
 
-    def __init__(self, array, lead: int):
-        self.array, self.lead = array, lead  # `lead` singleton axes before the plane's, indexed at 0
-        self.shape, self.dtype = tuple(array.shape[lead:]), np.dtype(array.dtype)
+    def __init__(self, array, lead: tuple[int, ...]):
+        self.array, self.lead = array, tuple(lead)  # the indices of the axes before the plane's
+        self.shape, self.dtype = tuple(array.shape[len(self.lead):]), np.dtype(array.dtype)
         self.ndim = len(self.shape)
 
     def __getitem__(self, index) -> np.ndarray:
         index = index if isinstance(index, tuple) else (index,)
-        return np.asarray(self.array[(0,) * self.lead + index])
+        return np.asarray(self.array[self.lead + index])
+
+    def at(self, index: tuple[int, ...]) -> Plane:
+        """Return the Plane of one plane of a stack: `index` picks it along the stack's axes."""
+        return Plane(self.array, self.lead + tuple(int(i) for i in index))
 
 
 def _plane(array, lazy) -> Plane:
-    """Return the Plane of `array` that `lazy` (its dask view from _to_2d) shows."""
-    return Plane(array, array.ndim - lazy.ndim)
+    """Return the reader of `array` that `lazy` (its dask view from _lazy_image) shows (singleton axes at 0)."""
+    return Plane(array, (0,) * (array.ndim - lazy.ndim))
 
 
 def is_zarr(path: Path) -> bool:
@@ -65,19 +75,29 @@ def is_zarr(path: Path) -> bool:
     return path.is_dir() and any((path / f).exists() for f in (".zarray", ".zgroup", "zarr.json"))
 
 
-def _to_2d(array, what: str):
-    """Return a dask array of `array` with its singleton leading axes dropped; refuse real stacks."""
+def _lazy_image(array, what: str, names: list[str] | None = None):
+    """Return a dask array of `array` with its singleton leading axes dropped, and its axes' names.
+
+    A trailing axis of 3 or 4 is colour (named c) when the names say so or, without names, for a
+    3-D array; any other leading axes are a stack's (z, t, ...), mapped plane by plane.
+    """
     import dask.array as da
 
     a = array if is_dask(array) else da.from_zarr(array)
-    while a.ndim > 2 and a.shape[0] == 1:
-        a = a[0]
-    if a.ndim == 3 and a.shape[-1] in (3, 4):  # RGB(A) last: the engine turns it into luminance
-        return a
-    if a.ndim != 2:
-        raise ValueError(f"{what} has shape {tuple(array.shape)}: blurmap measures one 2-D plane; "
-                         "save the plane you want (a stack's planes are estimated one by one)")
-    return a
+    names = [n.lower() for n in names] if names else None
+    if names is not None and len(names) != a.ndim:
+        raise ValueError(f"{what} has {a.ndim} axes but its metadata names {len(names)}: {names}")
+    colour = a.shape[-1] in (3, 4) and (names[-1] in ("c", "s") if names else a.ndim == 3)
+    if names is None:
+        names = ["z", "t", "u", "v"][:max(0, a.ndim - 2 - colour)][::-1] + ["y", "x"] + (["c"] if colour else [])
+        if len(names) != a.ndim:
+            raise ValueError(f"{what} has shape {tuple(array.shape)}: too many axes to name (at most 4 before y, x)")
+    names = [("c" if n == "s" else n) for n in names]
+    while a.ndim > 2 + colour and a.shape[0] == 1:
+        a, names = a[0], names[1:]
+    if a.ndim < 2:
+        raise ValueError(f"{what} has shape {tuple(array.shape)}: an image needs two axes")
+    return a, tuple(names)
 
 
 def multiscales_entry(attrs: dict) -> dict | None:
@@ -92,20 +112,25 @@ def _open_zarr(path: Path) -> Source:
 
     node = zarr.open(str(path), mode="r")
     if isinstance(node, zarr.Array):
-        lazy = _to_2d(node, str(path))
-        return Source([lazy], (1.0, 1.0), None, path.name, [_plane(node, lazy)])
+        lazy, names = _lazy_image(node, str(path))
+        return Source([lazy], (1.0, 1.0), None, path.name, [_plane(node, lazy)], names)
     ms = multiscales_entry(dict(node.attrs))
     if ms is None:
         arrays = [name for name, _ in node.arrays()]
         if len(arrays) != 1:
             raise ValueError(f"{path} is a Zarr group with arrays {arrays}, and no OME-Zarr multiscales "
                              "to say which is the image; give the array's own path")
-        lazy = _to_2d(node[arrays[0]], f"{path}/{arrays[0]}")
-        return Source([lazy], (1.0, 1.0), None, path.name, [_plane(node[arrays[0]], lazy)])
+        lazy, names = _lazy_image(node[arrays[0]], f"{path}/{arrays[0]}")
+        return Source([lazy], (1.0, 1.0), None, path.name, [_plane(node[arrays[0]], lazy)], names)
     axes = ms.get("axes", [])
     names = [a["name"] if isinstance(a, dict) else a for a in axes]
+    if names and [n.lower() for n in names if n.lower() != "c"][-2:] != ["y", "x"]:
+        raise ValueError(f"{path}: the last two space axes are {names[-2:]}, not y and x")
     arrays = [node[d["path"]] for d in ms["datasets"]]
-    levels = [_to_2d(a, f"{path}/{d['path']}") for a, d in zip(arrays, ms["datasets"])]
+    opened = [_lazy_image(a, f"{path}/{d['path']}", names or None) for a, d in zip(arrays, ms["datasets"])]
+    if "c" in opened[0][1][:-2]:  # OME-NGFF puts channels before z, y, x; blurmap reads colour last only
+        raise ValueError(f"{path} has {opened[0][0].shape[0]} channels before y, x (axes {names}): blurmap maps "
+                         "grey planes; save one channel, or their luminance")
     scale, unit = (1.0, 1.0), None
     transforms = ms["datasets"][0].get("coordinateTransformations", [])
     for t in transforms:
@@ -113,10 +138,9 @@ def _open_zarr(path: Path) -> Source:
             scale = (float(t["scale"][-2]), float(t["scale"][-1]))
     if len(axes) >= 2 and isinstance(axes[-1], dict):
         unit = axes[-1].get("unit")
-    if names and names[-2:] != ["y", "x"]:
-        raise ValueError(f"{path}: the last two axes are {names[-2:]}, not y and x")
+    levels = [lazy for lazy, _ in opened]
     return Source(levels, scale, unit, path.name.removesuffix(".zarr").removesuffix(".ome"),
-                  [_plane(a, lazy) for a, lazy in zip(arrays, levels)])
+                  [_plane(a, lazy) for a, lazy in zip(arrays, levels)], opened[0][1])
 
 
 class TiffLevel:
@@ -144,7 +168,7 @@ def _open_tiff(path: Path, chunk: int = 1024) -> Source:
     except ValueError as err:  # tifffile's TiffFileError is one
         raise ValueError(f"cannot read {path} as a TIFF: {err}") from None
     keys = [None] if isinstance(node, zarr.Array) else sorted((k for k, _ in node.arrays()), key=int)
-    levels, planes = [], []
+    levels, planes, axes = [], [], None
     for key in keys:
         arr = node if key is None else node[key]
         # chunks: whole tiles or strips, about `chunk` px a side; a trailing RGB axis stays whole
@@ -154,9 +178,24 @@ def _open_tiff(path: Path, chunk: int = 1024) -> Source:
         level = TiffLevel(str(path), key, arr.shape, arr.dtype)
         lazy = da.from_array(level, chunks=chunks, asarray=False,
                              name=f"tiff-{path.name}-{key}-{path.stat().st_mtime_ns}")
-        levels.append(_to_2d(lazy, f"{path}" + (f" level {key}" if key else "")))
-        planes.append(_plane(level, levels[-1]))
-    return Source(levels, (1.0, 1.0), None, path.name.split(".")[0], planes)
+        lazy, names = _lazy_image(lazy, f"{path}" + (f" level {key}" if key else ""), _tiff_axes(path, arr.ndim))
+        levels.append(lazy)
+        planes.append(_plane(level, lazy))
+        axes = axes or names
+    return Source(levels, (1.0, 1.0), None, path.name.split(".")[0], planes, axes)
+
+
+TIFF_AXES = {"Z": "z", "T": "t", "C": "c", "S": "c", "Y": "y", "X": "x"}  # tifffile's axis codes; others are planes
+
+
+def _tiff_axes(path: Path, ndim: int) -> list[str] | None:
+    """Return the names of the TIFF's first series' axes (tifffile's codes: Z, T, C, samples S; I, Q a page index), or None."""
+    series = tiffwindows.open_tiff(str(path)).tif.series[0]
+    codes = series.axes
+    if len(codes) != ndim:
+        return None
+    names = [TIFF_AXES.get(code, code.lower()) for code in codes]
+    return names if names[-2:] in (["y", "x"], ["x", "c"]) else None
 
 
 def open_image(path: Path | str) -> Source:
@@ -171,7 +210,7 @@ def open_image(path: Path | str) -> Source:
     Returns
     -------
     Source
-        Its levels (full resolution first, each a 2-D or RGB dask array), the pixel size and
+        Its levels (full resolution first, each a 2-D, RGB or stack dask array), the pixel size and
         unit (from OME metadata; 1 and None otherwise), a name, and per level a reader of the
         file's own windows.
 
@@ -179,7 +218,13 @@ def open_image(path: Path | str) -> Source:
     ------
     FileNotFoundError, ValueError
         A missing file, a folder that is not a Zarr store, a file that cannot be read as an image,
-        or a real stack (blurmap measures one 2-D plane).
+        or axes it cannot name (a channel axis before y, x).
+
+    Notes
+    -----
+    A stack (multi-page TIFF, a Zarr array or OME-Zarr image with axes before y, x) opens as one:
+    its leading axes are kept and named (from the OME axes, tifffile's series axes, or z, t, ...),
+    and its planes are mapped one by one.
 
     Examples
     --------
@@ -202,7 +247,8 @@ def open_image(path: Path | str) -> Source:
         raise ValueError(f"{path} is a directory but not a Zarr store")
     if path.suffix.lower() in TIFF_SUFFIXES:
         return _open_tiff(path)
-    return Source([_to_2d(da.from_array(read_pixels(path)), str(path))], (1.0, 1.0), None, path.stem)
+    lazy, names = _lazy_image(da.from_array(read_pixels(path)), str(path))
+    return Source([lazy], (1.0, 1.0), None, path.stem, None, names)
 
 
 def read_pixels(path: Path) -> np.ndarray:
@@ -235,16 +281,26 @@ def read_pixels(path: Path) -> np.ndarray:
         raise ValueError(f"cannot read {path} as an image (TIFF, Zarr, OME-Zarr, PNG or JPEG): {err}") from None
 
 
-def ome_multiscales(name: str, n_levels: int, scale: tuple[float, float], unit: str | None) -> dict:
-    """Return an OME-NGFF 0.4 multiscales entry for a y, x pyramid of 2 x 2 means."""
-    axes = [{"name": ax, "type": "space", **({"unit": unit} if unit in SPACE_UNITS else {})} for ax in ("y", "x")]
+AXIS_TYPES = {"z": "space", "y": "space", "x": "space", "t": "time", "c": "channel"}  # OME-NGFF axis types
+
+
+def ome_multiscales(name: str, n_levels: int, scale: tuple[float, float], unit: str | None,
+                    axes: tuple[str, ...] = ("y", "x")) -> dict:
+    """Return an OME-NGFF 0.4 multiscales entry for a pyramid of 2 x 2 means over y, x (leading stack axes kept whole)."""
+    entries = []
+    for ax in axes:
+        kind = AXIS_TYPES.get(ax)
+        entries.append({"name": ax, **({"type": kind} if kind else {}),
+                        **({"unit": unit} if kind == "space" and ax != "z" and unit in SPACE_UNITS else {})})
+    lead = [1.0] * (len(axes) - 2)
     datasets = []
     for k in range(n_levels):
         f = 2**k  # a level-k pixel is the mean of f x f pixels: its centre lies (f - 1) / 2 pixels further
         datasets.append({"path": str(k), "coordinateTransformations": [
-            {"type": "scale", "scale": [scale[0] * f, scale[1] * f]},
-            {"type": "translation", "translation": [scale[0] * (f - 1) / 2, scale[1] * (f - 1) / 2]}]})
-    return {"version": "0.4", "name": name, "axes": axes, "datasets": datasets, "type": "mean"}
+            {"type": "scale", "scale": lead + [scale[0] * f, scale[1] * f]},
+            {"type": "translation", "translation": [0.0] * len(lead) + [scale[0] * (f - 1) / 2,
+                                                                         scale[1] * (f - 1) / 2]}]})
+    return {"version": "0.4", "name": name, "axes": entries, "datasets": datasets, "type": "mean"}
 
 
 def describe(meta: dict) -> str:

@@ -118,8 +118,21 @@ def _put(array, origin: tuple[int, int], plane: np.ndarray) -> None:
     chunk = np.full((cy, cx), array.fill_value, np.float32)
     chunk[:h, :w] = plane
     sep = array.metadata.dimension_separator
-    path = Path(array.store.root) / array.path / f"{y0 // cy}{sep}{x0 // cx}"
+    key = sep.join(str(i) for i in getattr(array, "index", ()) + (y0 // cy, x0 // cx))  # a stack's chunks are 1 plane deep
+    path = Path(array.store.root) / array.path / key
     path.write_bytes(numcodecs.get_codec(dict(_COMPRESSOR)).encode(chunk))
+
+
+class PlaneOf:
+    """One plane of a stack's Zarr array (chunks one plane deep), written as `_put` writes a 2-D array."""
+
+    def __init__(self, array, index: tuple[int, ...]):
+        self.array, self.index = array, tuple(int(i) for i in index)
+        self.shape, self.chunks = tuple(array.shape[len(self.index):]), tuple(array.chunks[len(self.index):])
+        self.store, self.metadata, self.path, self.fill_value = array.store, array.metadata, array.path, array.fill_value
+
+    def __setitem__(self, key, value) -> None:
+        self.array[self.index + (key if isinstance(key, tuple) else (key,))] = value
 
 
 def _write_block(block: np.ndarray, full: list, coarse: list, notify=None, block_info=None) -> np.ndarray:
@@ -310,12 +323,18 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def _write_zarr(tmp: Path, lazy, src: io.Source, chunk: tuple[int, int], meta: dict, client, progress) -> int:
-    """Write sigma and confidence pyramids as an OME-Zarr group at `tmp`; return the number of levels."""
+def _write_zarr(tmp: Path, maps: list, src: io.Source, chunk: tuple[int, int], meta: dict, client,
+                progress) -> int:
+    """Write sigma and confidence pyramids as an OME-Zarr group at `tmp`; return the number of levels.
+
+    `maps` holds (plane index, lazy maps) for each plane of the source: one pair, index (), for a
+    2-D image; the arrays keep the source's stack axes before y, x, one plane per chunk.
+    """
     import dask.array as da
     import zarr
 
-    shapes = pyramid_shapes(lazy.shape[:2])
+    lead = src.stack_shape
+    shapes = pyramid_shapes(maps[0][1].shape[:2])
     root = zarr.open_group(str(tmp), mode="w", zarr_format=2)
     conf_group = root.create_group("confidence")
     levels = {}
@@ -325,23 +344,29 @@ def _write_zarr(tmp: Path, lazy, src: io.Source, chunk: tuple[int, int], meta: d
     for group in (root, conf_group):
         # levels 1..ahead are written by the blocks of level 0, each into chunks of its own (2**k times smaller)
         level_chunks = [(chunk[0] >> k, chunk[1] >> k) if k <= ahead else chunk for k in range(len(shapes))]
-        levels[group.path] = [group.create_array(str(k), shape=s, chunks=tuple(max(1, min(c, n)) for c, n in
-                                                                                zip(level_chunks[k], s)),
-                                                 dtype="float32", fill_value=np.nan, compressors=_COMPRESSOR)
-                              for k, s in enumerate(shapes)]
+        levels[group.path] = [group.create_array(str(k), shape=lead + s, chunks=(1,) * len(lead) + tuple(
+            max(1, min(c, n)) for c, n in zip(level_chunks[k], s)), dtype="float32", fill_value=np.nan,
+            compressors=_COMPRESSOR) for k, s in enumerate(shapes)]
     sig_levels, conf_levels = levels[root.path], levels[conf_group.path]
-    _write_lazy(lazy, [sig_levels[0], conf_levels[0]], [sig_levels[1:ahead + 1], conf_levels[1:ahead + 1]], client,
-                progress)
+
+    def plane(array, index):
+        return PlaneOf(array, index) if lead else array
+
+    for index, lazy in maps:
+        _write_lazy(lazy, [plane(sig_levels[0], index), plane(conf_levels[0], index)],
+                    [[plane(a, index) for a in sig_levels[1:ahead + 1]],
+                     [plane(a, index) for a in conf_levels[1:ahead + 1]]], client, progress)
     for k in range(ahead + 1, len(shapes)):  # each further level the 2 x 2 mean of the one before (small to read)
         for lv in (sig_levels, conf_levels):
             # one read per output chunk: zarr's per-call cost made 64 small reads a chunk take 0.4 s
-            half = halve(da.from_zarr(lv[k - 1], chunks=tuple(2 * c for c in lv[k].chunks)))
-            _write_lazy(half, [lv[k]], [[]], client, Progress(1, 0, "", enabled=False))
+            below = da.from_zarr(lv[k - 1], chunks=(1,) * len(lead) + tuple(2 * c for c in lv[k].chunks[len(lead):]))
+            for index, _ in maps:
+                _write_lazy(halve(below[index]), [plane(lv[k], index)], [[]], client, Progress(1, 0, "", enabled=False))
     name = meta["method"]
-    root.attrs.update({"multiscales": [io.ome_multiscales(f"sigma ({name})", len(shapes), src.scale, src.unit)],
-                       "blurmap": meta})
+    root.attrs.update({"multiscales": [io.ome_multiscales(f"sigma ({name})", len(shapes), src.scale, src.unit,
+                                                          src.axes)], "blurmap": meta})
     conf_group.attrs.update({"multiscales": [io.ome_multiscales(f"confidence ({name})", len(shapes), src.scale,
-                                                                src.unit)],
+                                                                src.unit, src.axes)],
                              "blurmap": {**meta, "label": "confidence, 0 to 1", "value_unit": None}})
     return len(shapes)
 
@@ -437,20 +462,32 @@ def _estimate_claimed(source: Path, output: Path, est, params: dict, chunk: int,
     """Do estimate_file's work once the output is claimed."""
     src = io.open_image(source)
     image = src.levels[0]
+    lead = src.stack_shape
+    if lead and output.suffix.lower() != ".zarr":
+        raise ValueError(f"{source} is a stack of {' x '.join(map(str, lead))} planes ({', '.join(src.axes)}): its "
+                         f"maps are written as OME-Zarr with the same axes; name the output {output.stem}.zarr")
     start = time.perf_counter()
-    # each block reads its own window from the file (checks parameters before any writing)
-    lazy, used = lazy_maps(image, est.name, (chunk, chunk), reader=src.planes[0] if src.planes else None,
-                           **params)
+    maps, used = [], []
+    for index in np.ndindex(lead):  # () once for a 2-D image
+        # each block reads its own window from the file (checks parameters before any writing)
+        reader = src.planes[0].at(index) if src.planes else None
+        lazy, plane_used = lazy_maps(image[index], est.name, (chunk, chunk), reader=reader, **params)
+        maps.append((index, lazy))
+        used.append(plane_used)
+    lazy = maps[0][1]
     zarr_chunk = (lazy.chunks[0][0], lazy.chunks[1][0])  # chunk starts are multiples of it: no two share a chunk
-    meta = {"method": est.name, "units": est.units, "label": est.label(), "params": used,
+    meta = {"method": est.name, "units": est.units, "label": est.label(), "params": used[0],
             "value_unit": "px" if est.units == "px" else None, "source": str(source), "blurmap_version": __version__}
+    if lead:  # each plane has its own noise model: its parameters are listed in plane order
+        meta.update(axes=list(src.axes), plane_params=used)
     io.describe(meta)  # refuses, before anything is written, metadata that would not be valid JSON
-    bar = Progress(lazy.numblocks[0] * lazy.numblocks[1], int(np.prod(image.shape[:2])), f"blurmap {est.name}",
+    blocks = sum(m.numblocks[0] * m.numblocks[1] for _, m in maps)
+    bar = Progress(blocks, int(np.prod(image.shape[:len(lead) + 2])), f"blurmap {est.name}",
                    enabled=progress if isinstance(progress, bool) else None)
     tmp = output.with_name(f".{output.name}.partial-{os.getpid()}")
     store = tmp if output.suffix.lower() == ".zarr" else output.with_name(f"{tmp.name}.zarr")
     try:
-        n_levels = _write_zarr(store, lazy, src, zarr_chunk, meta, client, bar)
+        n_levels = _write_zarr(store, maps, src, zarr_chunk, meta, client, bar)
         if store != tmp:
             _write_tiff(tmp, store, io.describe(meta))
             _remove(store)
@@ -460,6 +497,7 @@ def _estimate_claimed(source: Path, output: Path, est, params: dict, chunk: int,
         _remove(tmp)
         raise
     seconds = time.perf_counter() - start
-    return {**meta, "output": str(output), "shape": list(image.shape[:2]), "levels": n_levels,
+    pixels = int(np.prod(image.shape[:len(lead) + 2]))
+    return {**meta, "output": str(output), "shape": list(image.shape[:len(lead) + 2]), "levels": n_levels,
             "chunks": bar.total, "seconds": round(seconds, 2),
-            "megapixels_per_second": round(np.prod(image.shape[:2]) / 1e6 / seconds, 3)}
+            "megapixels_per_second": round(pixels / 1e6 / seconds, 3)}
