@@ -69,10 +69,10 @@ def test_per_estimator_widget_and_bad_layers(make_napari_viewer, qtbot, plugin):
     viewer = make_napari_viewer()
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Re-blur gradient ratio")
     assert widget.method.value == "gradient_ratio" and widget.method.native.isHidden()
-    stack = viewer.add_image(np.random.default_rng(0).random((3, 64, 64)), name="stack")
+    stack = viewer.add_image(np.random.default_rng(0).random((3, 6, 6)), name="stack")
     widget.image.value = stack
     widget.run()
-    assert widget.worker is None and "2-D" in widget.status.value
+    assert widget.worker is None and "at least 8 x 8 px" in widget.status.value
     flat = viewer.add_image(np.zeros((64, 64)), name="flat")
     widget.image.value = flat
     _run_and_wait(qtbot, widget)
@@ -366,3 +366,51 @@ def test_the_focus_series_dock_reads_a_dask_stack_in_its_worker_not_on_the_gui_t
     assert len(reads) == before
     qtbot.waitUntil(lambda: "lazy height (um)" in viewer.layers, timeout=60_000)
     assert len(reads) >= before + 6
+
+
+def test_a_stack_layer_gives_a_sigma_stack_the_plane_on_screen_first_then_the_one_moved_to(make_napari_viewer,
+                                                                                          qtbot, plugin):
+    from blurmap import blur, estimate
+
+    sharp = synthetic.dead_leaves((512, 512), seed=61)
+    stack = np.stack([blur(sharp, np.full((512, 512), s, np.float32)) for s in (0.8, 1.4, 2.0, 2.6, 3.2)])
+    viewer = make_napari_viewer()
+    source = viewer.add_image(stack, name="z")
+    viewer.dims.set_current_step(0, 3)
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Sigma map")
+    widget.image.value = source
+    order = []
+    widget.run()  # lays the (NaN) stack layer at once; the planes come from the worker
+    layer = viewer.layers["z sigma (learned)"]
+    assert layer.data.shape == stack.shape and np.isnan(layer.data).all()
+    widget.worker.yielded.connect(lambda value: order.append(value[0]))
+    qtbot.waitUntil(lambda: len(order) >= 1, timeout=60_000)
+    assert order[0] == (3,)
+    on_screen_first = np.isfinite(layer.data).reshape(5, -1).any(axis=1).tolist()
+    viewer.dims.set_current_step(0, 4)  # the user moves the slider: that plane is the next one started
+    _wait_done(qtbot, widget)
+    assert on_screen_first == [False, False, False, True, False]  # the others still to come
+    assert order[:3] in ([(3,), (4,), (0,)], [(3,), (0,), (4,)])  # a plane already started finishes first
+    np.testing.assert_array_equal(layer.data[1], estimate(stack[1]))
+    medians = np.nanmedian(layer.data.reshape(5, -1), axis=1)
+    assert np.all(np.diff(medians) > 0)  # blur grows along the stack, and so do the maps
+    assert layer.metadata["blurmap"]["confidence"].shape == stack.shape
+    assert "over 5 planes" in widget.status.value
+    assert layer.contrast_limits[1] >= np.nanpercentile(layer.data[4], 99)  # the display takes in the blurriest plane
+
+
+def test_the_profile_dock_plots_a_sigma_stacks_focus_quality_curve_in_a_worker(make_napari_viewer, qtbot, plugin):
+    from blurmap import blur
+
+    sharp = synthetic.dead_leaves((192, 192), seed=62)
+    stack = np.stack([blur(sharp, np.full((192, 192), s, np.float32)) for s in (2.4, 1.2, 0.6, 1.2, 2.4)])
+    viewer = make_napari_viewer()
+    source = viewer.add_image(stack, name="focus", scale=(1.0, 4.0, 4.0), units=("pixel", "nm", "nm"))
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Sigma map")
+    widget.image.value = source
+    _run_and_wait(qtbot, widget)
+    _, dock = viewer.window.add_plugin_dock_widget(PLUGIN, "Focal profile")
+    viewer.layers.selection.active = viewer.layers["focus sigma (learned)"]
+    qtbot.waitUntil(lambda: "sharpest plane" in dock.status.text(), timeout=30_000)
+    assert "5 of 5 planes mapped; sharpest plane 2" in dock.status.text() and " nm" in dock.status.text()
+    assert dock.figure.axes and dock.figure.axes[0].get_xlabel() == "plane"

@@ -49,7 +49,7 @@ def _write_tiff(path: Path, data: np.ndarray, description: str) -> None:
 
 
 def _write_maps(outdir: Path, est, image: np.ndarray, sigma: np.ndarray, confidence: np.ndarray, title: str,
-                top: float, focal_fit: tuple | None) -> None:
+                top: float, focal_fit: tuple | None, pixel: tuple | None = None) -> None:
     """Write the map and confidence TIFFs, the overlay PNG (colour bar 0 to `top`) and, given (fit, profile), the profile PNG."""
     _write_tiff(outdir / f"sigma_{est.name}.tif", sigma, f"{est.label()}, {est.name}")
     _write_tiff(outdir / f"confidence_{est.name}.tif", confidence, "confidence, 0 to 1")
@@ -57,7 +57,7 @@ def _write_maps(outdir: Path, est, image: np.ndarray, sigma: np.ndarray, confide
                   lambda tmp: figures.overlay_png(tmp, image, sigma, title, (0.0, top), est.label()))
     if focal_fit is not None:
         fit, prof = focal_fit
-        _write_atomic(outdir / f"profile_{est.name}.png", lambda tmp: figures.profile_png(tmp, prof, fit, est.units))
+        _write_atomic(outdir / f"profile_{est.name}.png", lambda tmp: figures.profile_png(tmp, prof, fit, est.units, pixel))
 
 
 def outputs(outdir: Path, method: str, *extra: str) -> list[Path]:
@@ -200,7 +200,8 @@ def profile_image(path: Path, outdir: Path, method: str | None, params: dict, ov
         summary["note"] = "a relative score has no focal-plane model in px; use a px method for the focal line"
     finite = sigma[np.isfinite(sigma)]
     _write_maps(outdir, est, image, sigma, confidence, f"{path.name}: {est.title} ({est.name})",
-                float(np.percentile(finite, 99.5)) if finite.size else 1.0, focal_fit)
+                float(np.percentile(finite, 99.5)) if finite.size else 1.0, focal_fit,
+                pixel if pixel[0] is not None else None)
     if table_tile:
         rows = tile_table(sigma, confidence, table_tile, *pixel) if pixel[0] is not None else \
             tile_table(sigma, confidence, table_tile)

@@ -65,8 +65,37 @@ def overlay_png(path, image: np.ndarray, sigma: np.ndarray, title: str, limits: 
     fig.savefig(path)
 
 
-def profile_axes(ax, prof, fit, unit: str = "px") -> None:
-    """Draw a focal profile on matplotlib axes: median, quartile band, thirds and the focal line."""
+def _physical_axes(ax, pixel: tuple[float, str] | None) -> None:
+    """Add a sigma axis in a physical length unit (`pixel` = size of a px and its unit) on the right, if known."""
+    if pixel is None or pixel[1] == "px":
+        return
+    size, unit = pixel
+    ax.secondary_yaxis("right", functions=(lambda v: v * size, lambda v: v / size)).set_ylabel(f"sigma ({unit})")
+
+
+def plane_axes(ax, curve: dict, unit: str = "px", pixel: tuple[float, str] | None = None) -> None:
+    """Draw a stack's focus-quality curve (see blurmap.analysis.summary.plane_curve): median and quartiles per plane.
+
+    `pixel` (a px's size and its unit) adds a sigma axis in that unit.
+    """
+    ax.fill_between(curve["plane"], curve["q25"], curve["q75"], alpha=0.3, label="25-75%")
+    ax.plot(curve["plane"], curve["median"], "o-", lw=2, label="median")
+    ax.set_xlabel("plane")
+    ax.set_ylabel(f"sigma ({unit})")
+    if unit == "px":
+        _physical_axes(ax, pixel)
+    if np.isfinite(curve["median"]).any():
+        best = int(np.nanargmin(curve["median"]))
+        ax.axvline(best, color="k", lw=1)
+        ax.set_title(f"sharpest plane {best}: median {curve['median'][best]:.2f} {unit}", fontsize=9)
+    ax.legend(loc="upper right", fontsize=8)
+
+
+def profile_axes(ax, prof, fit, unit: str = "px", pixel: tuple[float, str] | None = None) -> None:
+    """Draw a focal profile on matplotlib axes: median, quartile band, thirds and the focal line.
+
+    `pixel` (a px's size and its unit) adds distance and sigma axes in that unit.
+    """
     ax.fill_between(prof.distance, prof.lower, prof.upper, alpha=0.3, label="25-75%")
     ax.plot(prof.distance, prof.median, lw=2, label="median")
     for x in prof.thirds:
@@ -80,9 +109,11 @@ def profile_axes(ax, prof, fit, unit: str = "px") -> None:
     ax.set_title(f"focal line at {100 * fit.position:.1f}% of the height, {fit.angle_deg:+.1f} deg; "
                  f"{fit.gradient:.4f} px per px", fontsize=9, pad=14)
     ax.legend(loc="upper right", fontsize=8)
+    if unit == "px":
+        _physical_axes(ax, pixel)
 
 
-def profile_png(path, prof, fit, unit: str = "px") -> None:
+def profile_png(path, prof, fit, unit: str = "px", pixel: tuple[float, str] | None = None) -> None:
     """Write a PNG of a focal profile: median sigma and quartiles against the distance from the focal line.
 
     Parameters
@@ -95,6 +126,8 @@ def profile_png(path, prof, fit, unit: str = "px") -> None:
         From :func:`blurmap.focal`.
     unit : str
         The map's unit, for the axis.
+    pixel : tuple of (float, str), optional
+        A px's size and its unit: adds a sigma axis in that unit.
 
     Returns
     -------
@@ -117,5 +150,5 @@ def profile_png(path, prof, fit, unit: str = "px") -> None:
 
     fig = Figure(figsize=(7, 4), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
-    profile_axes(fig.add_subplot(), prof, fit, unit)
+    profile_axes(fig.add_subplot(), prof, fit, unit, pixel)
     fig.savefig(path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["thirds", "sharpest_row", "errors", "tile_table"]
+__all__ = ["thirds", "sharpest_row", "errors", "tile_table", "plane_curve"]
 
 
 def thirds(sigma: np.ndarray) -> list[float]:
@@ -135,3 +135,37 @@ def tile_table(sigma: np.ndarray, confidence: np.ndarray, tile: int = TILE,
                 row[f"median_{unit}"] = row["median_px"] * pixel_size
             rows.append(row)
     return rows
+
+
+def plane_curve(sigma: np.ndarray) -> dict[str, np.ndarray]:
+    """Return a stack's focus-quality curve: per plane, the median sigma, its quartiles and the share unknown.
+
+    Parameters
+    ----------
+    sigma : ndarray
+        A stack of maps, (N, H, W) or any leading axes before H, W (flattened in C order); NaN
+        is unknown.
+
+    Returns
+    -------
+    dict of ndarray
+        ``plane`` (0..N-1), ``median``, ``q25`` and ``q75`` (the map's units, px for a px
+        estimator; NaN for a plane with no finite value) and ``unknown`` (share 0 to 1).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> stack = np.stack([np.full((4, 4), s) for s in (3.0, 1.0, 2.0)])
+    >>> stack[2, 0] = np.nan
+    >>> curve = plane_curve(stack)
+    >>> curve["median"].tolist(), curve["unknown"].tolist()
+    ([3.0, 1.0, 2.0], [0.0, 0.0, 0.25])
+    """
+    flat = np.asarray(sigma, dtype=np.float64).reshape(-1, int(np.prod(sigma.shape[-2:])))
+    known = np.isfinite(flat)
+    out = {"plane": np.arange(flat.shape[0]), "median": np.full(flat.shape[0], np.nan),
+           "q25": np.full(flat.shape[0], np.nan), "q75": np.full(flat.shape[0], np.nan),
+           "unknown": 1.0 - known.mean(axis=1)}
+    for k in np.flatnonzero(known.any(axis=1)):
+        out["q25"][k], out["median"][k], out["q75"][k] = np.percentile(flat[k][known[k]], (25, 50, 75))
+    return out

@@ -1,4 +1,5 @@
-"""The focal-profile dock: sigma against distance from the focal line, for the selected sigma layer."""
+"""The focal-profile dock: sigma against distance from the focal line, for the selected sigma layer; for a
+stack's map, its focus-quality curve (median sigma and quartiles against the plane)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,17 @@ import numpy as np
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from napari.qt.threading import create_worker
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QDoubleSpinBox, QLabel, QVBoxLayout, QWidget
 
-from ..analysis.figures import profile_axes
+from ..analysis.figures import plane_axes, profile_axes
 from ..analysis.focal import FocalFit, focal, profile
 from ..analysis.optics import tilt_optics
+from ..analysis.summary import plane_curve
 
 CANVAS_MIN_HEIGHT = 260  # px
 UNIT_WORDS = {"nanometer": "nm", "micrometer": "µm", "millimeter": "mm", "angstrom": "Å"}  # napari's units, short
+PLANES_AGAIN_MS = 1000  # a stack's curve is redrawn this often while its planes are still being computed
 
 
 def focal_line_name(layer_name: str) -> str:
@@ -86,12 +90,55 @@ class FocalProfileDock(QWidget):
             return
         layer = self._viewer.layers.selection.active
         meta = getattr(layer, "metadata", {}).get("blurmap") if layer is not None else None
-        if meta is None or not isinstance(layer, napari.layers.Image) or layer.ndim != 2:
+        if meta is None or not isinstance(layer, napari.layers.Image) or layer.multiscale and layer.ndim != 2:
             return  # keep the last plot: a Shapes or source layer selected says nothing new
+        self._tilt_from_source(meta)
+        if layer.ndim > 2:
+            self.show_stack(layer, meta.get("unit", "px"))
+            return
         if meta.get("unit") != "px":
             self.status.setText(f"{layer.name}: a relative score; the focal-plane model needs sigma in px")
             return
         self.show_layer(layer, meta.get("unit", "px"))
+
+    def _tilt_from_source(self, meta: dict) -> None:
+        """Set the stage tilt from the source layer's SEM metadata (the blurmap reader's), if known and not yet set."""
+        source = meta.get("source")
+        layer = self._viewer.layers[source] if source in self._viewer.layers else None
+        tilt = (getattr(layer, "metadata", {}).get("blurmap_geometry") or {}).get("tilt_deg")
+        if tilt and self.tilt.value() == 0:
+            self.tilt.setValue(float(tilt))
+            self.tilt.setToolTip(f"stage tilt from {source}'s metadata ({layer.metadata['blurmap_geometry']['source']})")
+
+    def show_stack(self, layer, unit: str) -> None:
+        """Plot a stack map's focus-quality curve, computed in a worker; again each second while planes are missing."""
+        self._request = request = object()
+        self.fit = None
+        worker = create_worker(plane_curve, layer.data, _start_thread=False,
+                               _connect={"errored": lambda err: self._fit_failed(request, layer, err)})
+        worker.returned.connect(lambda curve: self._show_curve(request, layer, unit, curve))
+        worker.start()
+        self.worker = worker
+
+    def _show_curve(self, request, layer, unit: str, curve: dict) -> None:
+        if request is not self._request or layer not in self._viewer.layers:
+            return
+        self.layer_name = layer.name
+        pixel = _pixel_size(layer)
+        self.figure.clear()
+        plane_axes(self.figure.add_subplot(), curve, unit, pixel)
+        self.canvas.draw_idle()
+        done = int(np.sum(curve["unknown"] < 1))
+        best = int(np.nanargmin(curve["median"])) if done else None
+        text = f"{layer.name}: {done} of {curve['plane'].size} planes mapped"
+        if best is not None:
+            median = curve["median"][best]
+            physical = f" = {median * pixel[0]:.3g} {pixel[1]}" if unit == "px" and pixel[1] != "px" else ""
+            text += f"; sharpest plane {best}, median {median:.2f} {unit}{physical}"
+        self.status.setText(text)
+        if done < curve["plane"].size:  # planes still coming: look again soon, if this layer is still the one shown
+            QTimer.singleShot(PLANES_AGAIN_MS, lambda: self.show_stack(layer, unit) if request is self._request
+                              and layer in self._viewer.layers else None)
 
     def show_layer(self, layer, unit: str) -> None:
         """Fit the focal line of a sigma layer in a worker, then plot its profile and draw the line.
@@ -133,7 +180,7 @@ class FocalProfileDock(QWidget):
         self._factor = factor
         self._pixel = _pixel_size(layer)
         self.figure.clear()
-        profile_axes(self.figure.add_subplot(), prof, fit, unit)
+        profile_axes(self.figure.add_subplot(), prof, fit, unit, self._pixel)
         self.canvas.draw_idle()
         note = f"; fitted on the overview, distances in its px ({factor:g} px each)" if factor != 1 else ""
         self._said = f"{layer.name}: R² {fit.r_squared:.2f}, RMSE {fit.rmse:.2f} {unit}{note}"

@@ -78,6 +78,21 @@ def _compute_pyramid(data, method: str, params: dict, on_ready):
     return pyramid
 
 
+def _compute_stack(data, lead: tuple[int, ...], method: str, params: dict, on_screen):
+    """Map a stack's planes one by one, the plane on screen first; yield (index, sigma, confidence) for each.
+
+    `on_screen()` returns the index of the plane the viewer shows, asked again before each plane:
+    when the user moves the dims slider, that plane is the next one computed.
+    """
+    todo = list(np.ndindex(lead))
+    while todo:
+        wanted = on_screen()
+        index = wanted if wanted in todo else todo[0]
+        todo.remove(index)
+        sigma, confidence = engine.estimate(np.asarray(data[index]), method, return_confidence=True, **params)
+        yield index, sigma, confidence
+
+
 class SigmaMapWidget(Container):
     """Estimate a sigma map of the chosen image layer and lay it over that layer."""
 
@@ -105,6 +120,8 @@ class SigmaMapWidget(Container):
         self.worker = None
         self._colour_note = ""  # said after the result when the layer was RGB
         self.pyramid_layer = None
+        self.stack_layer = None  # the map of the last stack, filled plane by plane
+        self._planes_done = 0
         self._pyramid = None
         self._stale = False  # set from background threads when a tile of the lazy map lands
         self._redraw = QTimer()
@@ -150,9 +167,14 @@ class SigmaMapWidget(Container):
         method = self.method.value
         data = layer.data[0] if layer.multiscale else layer.data
         params = self.param_values()
+        lead = tuple(data.shape[:data.ndim - 2 - bool(layer.rgb)])  # a stack's leading axes (Z, T, ...)
         try:  # fail here, on the GUI thread, with a message; pixels are read (NaN) in the worker
             get(method).check(params)
-            shape = check_2d(data, name=f"layer {layer.name!r}")
+            if lead and (layer.multiscale or get(method).inputs):
+                raise ValueError(f"layer {layer.name!r} is a {'multiscale ' * layer.multiscale}stack of shape "
+                                 f"{tuple(data.shape)}: the widget maps stacks of in-memory planes with a blind "
+                                 "estimator; for others, use blurmap estimate (the CLI) and open its OME-Zarr")
+            shape = check_2d(data[(0,) * len(lead)], name=f"layer {layer.name!r}")
             for name in get(method).inputs:
                 other = self.inputs[name].value
                 if other is None:
@@ -168,9 +190,12 @@ class SigmaMapWidget(Container):
             self._fail(str(err))
             return
         self._colour_note = ""
-        if data.ndim == 3:  # check_2d let it through: RGB(A) channels last
+        if layer.rgb:  # RGB(A) channels last
             self._colour_note = "; RGB read as luminance (0.2126 R + 0.7152 G + 0.0722 B)"
             show_info(f"blurmap: layer {layer.name!r} is RGB: it is read as luminance (0.2126 R + 0.7152 G + 0.0722 B)")
+        if lead:
+            self._run_stack(layer, data, lead, method, params)
+            return
         if int(np.prod(shape)) > LARGE_PIXELS or layer.multiscale:
             self._run_pyramid(layer, data, method, params)
             return
@@ -215,6 +240,49 @@ class SigmaMapWidget(Container):
         self.worker.yielded.connect(self._if_current(lambda value: self._pyramid_step(layer, value)))
         self.worker.returned.connect(self._if_current(self._pyramid_done))
         self._start()
+
+    def _run_stack(self, layer, data, lead: tuple[int, ...], method: str, params: dict) -> None:
+        """Lay an empty (NaN) map stack over a stack layer at once; fill it plane by plane in a worker, the plane on screen first."""
+        est = get(method)
+        shape = tuple(data.shape[:len(lead) + 2])
+        sigma, confidence = np.full(shape, np.nan, np.float32), np.full(shape, np.nan, np.float32)
+        self.stack_layer = show_sigma(self._viewer, layer, sigma, confidence, method, est.units,
+                                      {k: v for k, v in params.items() if v is not None})
+        self.status.value = f"computing {method} on {layer.name}, {int(np.prod(lead))} planes, the one on screen first ..."
+        self.worker = create_worker(_compute_stack, data, lead, method, params, lambda: self._on_screen(layer, lead),
+                                    _connect={"errored": self._errored}, _start_thread=False,
+                                    _progress={"total": int(np.prod(lead)), "desc": f"blurmap: {method} planes"})
+        self.worker.yielded.connect(self._if_current(lambda value: self._plane_done(self.stack_layer, est, value)))
+        self.worker.finished.connect(self._if_current(lambda: self._stack_done(self.stack_layer, est)))
+        self._planes_done = 0
+        self._start()
+
+    def _on_screen(self, layer, lead: tuple[int, ...]) -> tuple[int, ...]:
+        """Return the index of the stack plane the viewer shows (read from a worker: a few attribute reads)."""
+        point = self._viewer.dims.point[-layer.ndim:]
+        index = np.round(np.asarray(layer.world_to_data(point))[:len(lead)]).astype(int)
+        return tuple(int(np.clip(i, 0, n - 1)) for i, n in zip(index, lead))
+
+    def _plane_done(self, layer, est, value) -> None:
+        """Put one plane's map into the stack layer and redraw it; the first plane sets the display range."""
+        index, sigma, confidence = value
+        layer.data[index] = sigma
+        layer.metadata["blurmap"]["confidence"][index] = confidence
+        self._planes_done += 1
+        high = contrast_limits(sigma, est.units)[1]  # the display range grows to take in each plane
+        if np.isfinite(sigma).any() and (self._planes_done == 1 or high > layer.contrast_limits[1]):
+            layer.contrast_limits_range = (0.0, high)
+            layer.contrast_limits = (0.0, high)
+        layer.refresh()
+        self.status.value = f"plane {', '.join(map(str, index))} done ({self._planes_done} of {layer.data[..., 0, 0].size})"
+
+    def _stack_done(self, layer, est) -> None:
+        finite = layer.data[np.isfinite(layer.data)]
+        if self._planes_done < layer.data[..., 0, 0].size:
+            return  # cancelled or failed: the status says so
+        self.status.value = (f"{_median_words(est, finite)} over {self._planes_done} planes" if finite.size
+                             else "no texture found: sigma unknown everywhere") + self._colour_note
+        show_info(f"blurmap: {self.status.value}")
 
     def _pyramid_step(self, source, value) -> None:
         """Add the lazy layer when the worker has prepared it; redraw it as overview chunks land."""
