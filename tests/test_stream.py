@@ -297,3 +297,54 @@ def test_two_worker_local_cluster_equals_one_process(tmp_path, tiled_tiff):
     a, b = zarr.open_group(str(single), mode="r"), zarr.open_group(str(clustered), mode="r")
     for key in ("0", "1", "2", "confidence/0"):
         np.testing.assert_array_equal(a[key][:], b[key][:])
+
+
+def test_a_folder_or_a_glob_gives_one_map_each_a_summary_csv_and_a_rerun_skips_what_is_done(tmp_path, capsys,
+                                                                                            monkeypatch):
+    import csv
+
+    from blurmap.io import batch
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    for seed in (1, 2):
+        tifffile.imwrite(folder / f"sem{seed}.tif", synthetic.sem_sample((300, 360), seed=seed)[0])
+    (folder / "broken.tif").write_bytes(b"not a tiff")
+    (folder / "notes.txt").write_text("not an image")
+    out = tmp_path / "maps"
+    assert main(["estimate", str(folder), str(out), "--method", GR, "--progress"]) == 1  # one image failed
+    captured = capsys.readouterr()
+    assert "broken.tif: cannot read" in captured.err and "3 images: 2 mapped, 0 done before (kept), 1 failed" in captured.out
+    assert captured.err.count("\r") >= 3 and "MP" in captured.err  # one bar across the files
+    rows = list(csv.DictReader(open(out / "summary.csv")))
+    assert [(r["input"].split("/")[-1], r["status"]) for r in rows] == [("broken.tif", "failed"), ("sem1.tif", "done"),
+                                                                        ("sem2.tif", "done")]
+    assert float(rows[1]["median_sigma"]) > 0 and rows[1]["focal_found"] == "True"
+    assert 0.3 < float(rows[1]["focal_position"]) < 0.5  # the sample's band lies at 40% of the height
+    np.testing.assert_allclose(zarr.open_group(str(out / "sem1.zarr"), mode="r")["0"][:],
+                               estimate(tifffile.imread(folder / "sem1.tif"), GR), atol=1e-4, equal_nan=True)
+    calls = []
+    monkeypatch.setattr(batch, "estimate_file", lambda *a, **k: calls.append(a))
+    assert main(["estimate", str(folder / "sem*.tif"), str(out), "--method", GR]) == 0  # a glob; both done before
+    assert calls == [] and "2 mapped" not in capsys.readouterr().out
+    assert [r["status"] for r in csv.DictReader(open(out / "summary.csv"))] == ["skipped", "skipped"]
+    monkeypatch.undo()
+    assert main(["estimate", str(folder / "sem*.tif"), str(out), "--method", "log"]) == 1  # another method: not done
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+
+
+def test_a_batch_summary_gives_the_convergence_angle_from_the_vendor_tilt(tmp_path):
+    from blurmap import blur
+    from blurmap.io.batch import estimate_files
+
+    alpha, tilt = 20e-3, 52.0
+    truth = synthetic.tilted_focal_plane((384, 512), position=0.45, angle_deg=3.0, floor=0.5,
+                                         gradient=alpha * np.tan(np.deg2rad(tilt)) / 2)
+    image = blur(synthetic.dead_leaves((384, 512), seed=52), truth)
+    fei = ("[Scan]\r\nPixelWidth=5e-009\r\n[Stage]\r\nStageT=0.907571\r\n")
+    folder = tmp_path / "run"
+    folder.mkdir()
+    tifffile.imwrite(folder / "tilted.tif", image, extratags=[(34682, "s", 0, fei, True)])
+    [row] = estimate_files(folder, tmp_path / "maps", progress=False)
+    assert row["unit"] == "nm" and row["median_sigma_physical"] == pytest.approx(5 * row["median_sigma"])
+    assert "FEI" in row["pixel_size_source"] and abs(row["convergence_mrad"] / 20.0 - 1) < 0.1

@@ -410,8 +410,22 @@ def _raise_terminated(signum, frame) -> None:
     raise Terminated()
 
 
+def _print_batch(rows: list[dict], outdir: Path) -> int:
+    """Print what a batch did (failures on stderr); return 0, or 1 if any image failed."""
+    from .io.batch import SUMMARY
+
+    count = {status: sum(r["status"] == status for r in rows) for status in ("done", "skipped", "failed")}
+    for row in rows:
+        if row["status"] == "failed":
+            print(f"blurmap estimate: {row['input']}: {row['message']}", file=sys.stderr)
+    print(f"blurmap estimate: {len(rows)} images: {count['done']} mapped, {count['skipped']} done before (kept), "
+          f"{count['failed']} failed; wrote {outdir / SUMMARY}")
+    return 1 if count["failed"] else 0
+
+
 def _estimate_command(args) -> int:
     """Run `blurmap estimate`; print one summary line; return the exit status."""
+    from .io.batch import estimate_files, is_batch
     from .io.stream import Stopped, estimate_file, request_stop
 
     # dask imports distributed, when installed, at its first compute (0.3 s here): import it with the
@@ -428,7 +442,15 @@ def _estimate_command(args) -> int:
         if args.chunk < 64:
             raise ValueError("--chunk must be at least 64 px")
         params = parse_params(args.param)
+        batch = is_batch(args.input)
+        if args.format and not batch:
+            raise ValueError("--format is for many images (a folder or a glob); one map's format is its output's "
+                             "suffix (.zarr or .tif)")
         client = _cluster(args)
+        if batch:
+            rows = estimate_files(args.input, args.output, args.method, params, chunk=args.chunk, client=client,
+                                  overwrite=args.overwrite, progress=args.progress, suffix=f".{args.format or 'zarr'}")
+            return _print_batch(rows, args.output)
         done = estimate_file(args.input, args.output, args.method, params, chunk=args.chunk, client=client,
                              overwrite=args.overwrite, progress=args.progress)
     except (ValueError, TypeError, FileNotFoundError, FileExistsError, OSError) as err:
@@ -436,7 +458,9 @@ def _estimate_command(args) -> int:
         return 2
     except Stopped as stop:
         what, status = STOPS[KeyboardInterrupt if stop.signum == signal.SIGINT else Terminated]
-        print(f"\nblurmap estimate: {what}; nothing was written under {args.output}", file=sys.stderr)
+        kept = ("the maps finished before are whole and kept, the one in progress removed; run again to go on"
+                if is_batch(args.input) else f"nothing was written under {args.output}")
+        print(f"\nblurmap estimate: {what}; {kept}", file=sys.stderr)
         return status
     finally:
         for signum, handler in previous.items():
@@ -523,10 +547,15 @@ def main(argv: list[str] | None = None) -> int:
     p_focus.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                          help="an estimator parameter (repeatable); 'none' lets it be estimated")
     p_focus.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in OUTDIR")
-    p_est = sub.add_parser("estimate", help="write the sigma map of an image of any size (TIFF, Zarr, OME-Zarr, "
-                                            "PNG, JPEG) to OME-Zarr or TIFF, chunk by chunk")
-    p_est.add_argument("input", type=Path, help="a TIFF or BigTIFF, a Zarr array or OME-Zarr image, a PNG or JPEG")
-    p_est.add_argument("output", type=Path, help="NAME.zarr (OME-Zarr pyramid, sigma and confidence) or NAME.tif")
+    p_est = sub.add_parser("estimate", help="write the sigma map of an image or a stack of any size (TIFF, Zarr, "
+                                            "OME-Zarr, PNG, JPEG) to OME-Zarr or TIFF, chunk by chunk; or of every "
+                                            "image in a folder or a glob, with a summary CSV")
+    p_est.add_argument("input", type=Path, help="a TIFF or BigTIFF, a Zarr array or OME-Zarr image, a PNG or JPEG; "
+                                               "or a folder or a quoted glob ('run/*.tif') of them")
+    p_est.add_argument("output", type=Path, help="NAME.zarr (OME-Zarr pyramid, sigma and confidence) or NAME.tif; "
+                                                "for a folder or a glob, the folder for the maps and summary.csv")
+    p_est.add_argument("--format", choices=("zarr", "tif"), help="for a folder or a glob: the maps' format "
+                                                                "(default zarr)")
     p_est.add_argument("--method", default=DEFAULT, choices=blind,
                         help=METHOD_HELP)
     p_est.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
@@ -535,7 +564,9 @@ def main(argv: list[str] | None = None) -> int:
     where = p_est.add_mutually_exclusive_group()
     where.add_argument("--scheduler", metavar="ADDRESS", help="run on this dask.distributed scheduler")
     where.add_argument("--workers", type=int, metavar="N", help="start a local dask.distributed cluster of N workers")
-    p_est.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    p_est.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists (for a folder or a "
+                                                               "glob: map again the images done before; a rerun "
+                                                               "without it skips them)")
     p_est.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                        help="draw a progress bar (default: only on a terminal)")
     sub.add_parser("methods", help="list the registered estimators as a Markdown table")

@@ -7,7 +7,6 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -60,8 +59,9 @@ def _check_stop() -> None:
 class Progress:
     """A one-line progress bar with rate and ETA on a terminal (stderr); silent when not a terminal."""
 
-    def __init__(self, total: int, pixels: int, label: str, stream=None, enabled: bool | None = None):
-        self.total, self.pixels, self.label = total, pixels, label
+    def __init__(self, total: int, pixels: int, label: str, stream=None, enabled: bool | None = None,
+                 unit: str = "chunks"):
+        self.total, self.pixels, self.label, self.unit = total, pixels, label, unit  # unit: "chunks", or "MP" counting px
         self.stream = stream or sys.stderr
         self.enabled = self.stream.isatty() if enabled is None else enabled
         self.done, self.start = 0, time.perf_counter()
@@ -75,7 +75,9 @@ class Progress:
         left = elapsed * (1 - share) / share if share > 0 else float("nan")
         eta = time.strftime("%H:%M:%S", time.gmtime(left)) if np.isfinite(left) else "--:--:--"
         bar = "#" * int(30 * share)
-        return f"\r{self.label} [{bar:<30s}] {100 * share:5.1f}% {self.done}/{self.total} chunks {rate:7.2f} MP/s ETA {eta}"
+        count = f"{self.done / 1e6:.1f}/{self.total / 1e6:.1f} MP" if self.unit == "MP" else \
+            f"{self.done}/{self.total} chunks"
+        return f"\r{self.label} [{bar:<30s}] {100 * share:5.1f}% {count} {rate:7.2f} MP/s ETA {eta}"
 
     def advance(self, n: int = 1) -> None:
         """Count `n` more chunks done and redraw."""
@@ -399,7 +401,7 @@ def _write_tiff(path: Path, store: Path, description: str) -> None:
 
 def estimate_file(source: Path, output: Path, method: str | None = None, params: dict | None = None, *,
                   chunk: int = DEFAULT_CHUNK, client=None, overwrite: bool = False,
-                  progress: Callable | bool | None = None) -> dict:
+                  progress: bool | None | object = None) -> dict:
     """Write the sigma map of a (large) image file to OME-Zarr or TIFF, chunk by chunk; return what was done.
 
     Written under a hidden temporary name beside `output` (`.NAME.partial-PID`) and moved into place
@@ -424,8 +426,9 @@ def estimate_file(source: Path, output: Path, method: str | None = None, params:
         Run on its cluster; local threads if None.
     overwrite : bool
         Replace an existing `output`.
-    progress : bool or None
-        None draws a bar on a terminal only, False never, True always.
+    progress : bool or None, or an object with ``advance()`` and ``total``
+        None draws a bar on a terminal only, False never, True always; an object is told the
+        number of blocks (``total``) and advanced once per block (a bar across files).
 
     Returns
     -------
@@ -476,14 +479,17 @@ def _estimate_claimed(source: Path, output: Path, est, params: dict, chunk: int,
         used.append(plane_used)
     lazy = maps[0][1]
     zarr_chunk = (lazy.chunks[0][0], lazy.chunks[1][0])  # chunk starts are multiples of it: no two share a chunk
-    meta = {"method": est.name, "units": est.units, "label": est.label(), "params": used[0],
+    meta = {"method": est.name, "units": est.units, "label": est.label(), "params": used[0], "asked": params,
             "value_unit": "px" if est.units == "px" else None, "source": str(source), "blurmap_version": __version__}
     if lead:  # each plane has its own noise model: its parameters are listed in plane order
         meta.update(axes=list(src.axes), plane_params=used)
     io.describe(meta)  # refuses, before anything is written, metadata that would not be valid JSON
     blocks = sum(m.numblocks[0] * m.numblocks[1] for _, m in maps)
-    bar = Progress(blocks, int(np.prod(image.shape[:len(lead) + 2])), f"blurmap {est.name}",
-                   enabled=progress if isinstance(progress, bool) else None)
+    if progress is None or isinstance(progress, bool):
+        bar = Progress(blocks, int(np.prod(image.shape[:len(lead) + 2])), f"blurmap {est.name}", enabled=progress)
+    else:  # a share of a bar across files (see blurmap.io.batch): told how many blocks this file has
+        bar = progress
+        bar.total = blocks
     tmp = output.with_name(f".{output.name}.partial-{os.getpid()}")
     store = tmp if output.suffix.lower() == ".zarr" else output.with_name(f"{tmp.name}.zarr")
     try:
