@@ -414,3 +414,33 @@ def test_the_profile_dock_plots_a_sigma_stacks_focus_quality_curve_in_a_worker(m
     qtbot.waitUntil(lambda: "sharpest plane" in dock.status.text(), timeout=30_000)
     assert "5 of 5 planes mapped; sharpest plane 2" in dock.status.text() and " nm" in dock.status.text()
     assert dock.figure.axes and dock.figure.axes[0].get_xlabel() == "plane"
+
+
+def test_a_sigma_layer_saves_through_the_writer_with_its_confidence_units_and_metadata(make_napari_viewer, qtbot,
+                                                                                      plugin, micrograph, tmp_path):
+    import tifffile
+    import zarr
+
+    viewer = make_napari_viewer()
+    source = viewer.add_image(micrograph, name="SEM", scale=(5.0, 5.0), units=("nm", "nm"))
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Sigma map")
+    widget.image.value = source
+    _run_and_wait(qtbot, widget)
+    layer = viewer.layers["SEM sigma (learned)"]
+    [written] = layer.save(str(tmp_path / "map.zarr"), plugin=PLUGIN) or [str(tmp_path / "map.zarr")]
+    root = zarr.open_group(written, mode="r")
+    np.testing.assert_array_equal(root["0"][:], layer.data)
+    np.testing.assert_array_equal(root["confidence"]["0"][:], layer.metadata["blurmap"]["confidence"])
+    ms = root.attrs["multiscales"][0]
+    assert ms["axes"][-1]["unit"] == "nanometer" and ms["datasets"][0]["coordinateTransformations"][0]["scale"] == [5, 5]
+    assert root.attrs["blurmap"]["method"] == "learned" and root.attrs["blurmap"]["unit"] == "px"
+    layer.save(str(tmp_path / "map.tif"), plugin=PLUGIN)
+    with tifffile.TiffFile(tmp_path / "map.tif") as tif:
+        np.testing.assert_array_equal(tif.series[0].asarray(), layer.data)
+        assert len(tif.series) == 2 and '"method": "learned"' in tif.pages[0].description
+    foreign = tmp_path / "mine.tif"
+    tifffile.imwrite(foreign, np.zeros((8, 8), np.uint8))
+    with pytest.raises(Exception, match="not a map blurmap wrote"):
+        layer.save(str(foreign), plugin=PLUGIN)
+    assert tifffile.imread(foreign).shape == (8, 8)  # the user's file is never replaced
+    assert source.save(str(tmp_path / "source.zarr"), plugin=PLUGIN) in ([], None)  # not a sigma map: not ours

@@ -348,3 +348,25 @@ def test_a_batch_summary_gives_the_convergence_angle_from_the_vendor_tilt(tmp_pa
     [row] = estimate_files(folder, tmp_path / "maps", progress=False)
     assert row["unit"] == "nm" and row["median_sigma_physical"] == pytest.approx(5 * row["median_sigma"])
     assert "FEI" in row["pixel_size_source"] and abs(row["convergence_mrad"] / 20.0 - 1) < 0.1
+
+
+def test_write_map_keeps_a_stack_whole_or_writes_nothing(tmp_path, monkeypatch):
+    from blurmap.io import maps
+
+    sigma = np.random.default_rng(2).random((3, 300, 260)).astype(np.float32)
+    path = maps.write_map(tmp_path / "s.zarr", sigma, sigma / 2, {"method": "learned"}, axes=("t", "y", "x"))
+    root = zarr.open_group(str(path), mode="r")
+    assert root["1"].shape == (3, 150, 130) and [a["name"] for a in root.attrs["multiscales"][0]["axes"]] == ["t", "y", "x"]
+    np.testing.assert_allclose(root["1"][2], sigma[2].reshape(150, 2, 130, 2).mean(axis=(1, 3)), rtol=1e-5)
+    with pytest.raises(FileExistsError, match="exists"):
+        maps.write_map(path, sigma)
+
+    def fail(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(maps, "_write_tiff", fail)
+    with pytest.raises(OSError, match="disk full"):
+        maps.write_map(tmp_path / "s.tif", sigma)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.zarr"]  # nothing half written, no temporary left
+    with pytest.raises(ValueError, match="confidence is"):
+        maps.write_map(tmp_path / "t.zarr", sigma, sigma[0])

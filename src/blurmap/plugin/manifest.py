@@ -34,7 +34,7 @@ def manifest() -> dict:
     Returns
     -------
     dict
-        npe2's manifest schema: commands, widgets, reader, sample data, a submenu and menus.
+        npe2's manifest schema: commands, widgets, reader, writer, sample data, a submenu and menus.
 
     Examples
     --------
@@ -56,6 +56,8 @@ def manifest() -> dict:
          "title": "Open a large TIFF or an OME-Zarr lazily"},
         {"id": f"{PLUGIN}.tilted_specimen", "python_name": "blurmap.plugin._sample:tilted_specimen",
          "title": "Load the synthetic SEM micrograph of a tilted specimen"},
+        {"id": f"{PLUGIN}.write_sigma", "python_name": "blurmap.plugin._writer:write_sigma",
+         "title": "Save a sigma map with its confidence and metadata (OME-Zarr or TIFF)"},
     ]
     return {
         "name": PLUGIN,
@@ -67,6 +69,9 @@ def manifest() -> dict:
             "widgets": [w for _, w in docks],
             "readers": [{"command": f"{PLUGIN}.get_reader", "accepts_directories": True,
                          "filename_patterns": ["*.tif", "*.tiff", "*.btf", "*.tf8", "*.zarr"]}],
+            "writers": [{"command": f"{PLUGIN}.write_sigma", "layer_types": ["image"],
+                         "filename_extensions": [".zarr", ".tif", ".tiff"],
+                         "display_name": "blurmap sigma map (OME-Zarr or TIFF, with confidence)"}],
             "sample_data": [{"key": "tilted_specimen", "display_name": "SEM tilted specimen (with true sigma)",
                              "command": f"{PLUGIN}.tilted_specimen"}],
             "submenus": [{"id": SUBMENU, "label": "blurmap"}],
