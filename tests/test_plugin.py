@@ -305,10 +305,14 @@ def test_the_profile_dock_gives_the_optics_in_the_layers_units_once_the_tilt_is_
     _run_and_wait(qtbot, widget)
     layer = viewer.layers["tilted sigma (learned)"]
     assert str(layer.units[-1]) == "nanometer"  # the map keeps the source's units, as its scale
+    median = float(np.nanmedian(layer.data))
+    assert f"median sigma {median:.2f} px = {5 * median:.3g} nm (pixel size 5 nm, from the layer's scale" \
+        in widget.status.value
     _, dock = viewer.window.add_plugin_dock_widget(PLUGIN, "Focal profile")
     viewer.layers.selection.active = layer
     qtbot.waitUntil(lambda: dock.fit is not None, timeout=30_000)
     assert dock.optics is None and "convergence" not in dock.status.text()
+    assert str(viewer.layers["tilted sigma (learned) focal line"].units[-1]) == "nanometer"  # one unit across layers
     dock.tilt.setValue(tilt)
     assert abs(dock.optics.convergence_mrad / 20.0 - 1) < 0.1 and dock.optics.unit == "nm"
     assert "mrad" in dock.status.text() and " nm" in dock.status.text()
@@ -444,3 +448,27 @@ def test_a_sigma_layer_saves_through_the_writer_with_its_confidence_units_and_me
         layer.save(str(foreign), plugin=PLUGIN)
     assert tifffile.imread(foreign).shape == (8, 8)  # the user's file is never replaced
     assert source.save(str(tmp_path / "source.zarr"), plugin=PLUGIN) in ([], None)  # not a sigma map: not ours
+
+
+def test_the_profile_dock_adds_a_tile_table_as_a_points_layers_features(make_napari_viewer, qtbot, plugin,
+                                                                       micrograph):
+    from blurmap.analysis.summary import tile_table
+
+    viewer = make_napari_viewer()
+    source = viewer.add_image(micrograph, name="SEM", scale=(5.0, 5.0), units=("nm", "nm"))
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Sigma map")
+    widget.image.value = source
+    _run_and_wait(qtbot, widget)
+    layer = viewer.layers["SEM sigma (learned)"]
+    _, dock = viewer.window.add_plugin_dock_widget(PLUGIN, "Focal profile")
+    viewer.layers.selection.active = layer
+    dock.tile.setValue(128)
+    dock.add_tiles()  # returns at once: the table is made in a worker
+    qtbot.waitUntil(lambda: "SEM sigma (learned) tiles" in viewer.layers, timeout=30_000)
+    points = viewer.layers["SEM sigma (learned) tiles"]
+    want = tile_table(layer.data, layer.metadata["blurmap"]["confidence"], 128, 5.0, "nm")
+    assert len(points.data) == len(want) == 6  # 256 x 320 px in tiles of 128
+    np.testing.assert_allclose(points.features["median_px"], [r["median_px"] for r in want])
+    np.testing.assert_allclose(points.features["median_nm"], [5 * r["median_px"] for r in want])
+    np.testing.assert_array_equal(points.scale, layer.scale)
+    assert viewer.layers.selection.active is layer and "6 tiles of 128 px" in dock.tiles_status.text()

@@ -7,6 +7,25 @@ import numpy as np
 from ..registry import get
 
 COLORMAP = "magma"  # perceptually uniform; dark = sharp, bright = blurred
+UNIT_WORDS = {"nanometer": "nm", "micrometer": "µm", "millimeter": "mm", "angstrom": "Å"}  # napari's units, short
+
+
+def pixel_size(layer) -> tuple[float, str]:
+    """Return the layer's pixel size along its columns and that length's unit (napari's scale and units); 1 px if none."""
+    unit = str(getattr(layer, "units", ("pixel",))[-1])
+    if unit in ("pixel", "px", ""):
+        return 1.0, "px"
+    return float(layer.scale[-1]), UNIT_WORDS.get(unit, unit)
+
+
+def in_length(median_px: float, layer) -> str:
+    """Return ' = <median> <unit> (where the pixel size came from)' for a sigma in px over `layer`, or '' without a unit."""
+    size, unit = pixel_size(layer)
+    if unit == "px":
+        return ""
+    geometry = getattr(layer, "metadata", {}).get("blurmap_geometry") or {}
+    where = geometry.get("source", "the layer's scale and units")
+    return f" = {median_px * size:.3g} {unit} (pixel size {size:g} {unit}, from {where})"
 
 
 def layer_name(source: str, method: str) -> str:

@@ -11,15 +11,15 @@ from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from napari.qt.threading import create_worker
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QDoubleSpinBox, QLabel, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QDoubleSpinBox, QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget
 
 from ..analysis.figures import plane_axes, profile_axes
 from ..analysis.focal import FocalFit, focal, profile
 from ..analysis.optics import tilt_optics
-from ..analysis.summary import plane_curve
+from ..analysis.summary import TILE, plane_curve, tile_table
+from ._layers import pixel_size
 
 CANVAS_MIN_HEIGHT = 260  # px
-UNIT_WORDS = {"nanometer": "nm", "micrometer": "µm", "millimeter": "mm", "angstrom": "Å"}  # napari's units, short
 PLANES_AGAIN_MS = 1000  # a stack's curve is redrawn this often while its planes are still being computed
 
 
@@ -36,12 +36,27 @@ def line_endpoints(shape: tuple[int, int], fit: FocalFit) -> np.ndarray:
     return np.stack([rows, xs], axis=1)
 
 
-def _pixel_size(layer) -> tuple[float, str]:
-    """Return the layer's pixel size along its columns and that length's unit (napari's scale and units); 1 px if none."""
-    unit = str(getattr(layer, "units", ("pixel",))[-1])
-    if unit in ("pixel", "px", ""):
-        return 1.0, "px"
-    return float(layer.scale[-1]), UNIT_WORDS.get(unit, unit)
+def tiles_name(layer_name: str) -> str:
+    """Return the name of the Points layer that holds a sigma layer's per-tile table."""
+    return f"{layer_name} tiles"
+
+
+def _tile_points(sigma: np.ndarray, confidence, tile: int, pixel: tuple[float, str], limits: tuple[float, float]):
+    """Return (tile centres, features table, face colours) of a map's per-tile table, in a worker thread."""
+    from matplotlib import colormaps
+    from matplotlib.colors import to_rgba
+
+    from ..analysis.figures import UNKNOWN_COLOUR
+
+    conf = np.ones_like(sigma) if confidence is None else confidence
+    rows = tile_table(sigma, conf, tile, *(pixel if pixel[1] != "px" else (None, None)))
+    features = {key: np.array([row[key] for row in rows]) for key in rows[0]}
+    centres = np.stack([features["centre_y_px"], features["centre_x_px"]], axis=1)
+    low, high = limits
+    shade = np.clip((features["median_px"] - low) / max(high - low, 1e-12), 0, 1)
+    colours = colormaps["magma"](np.nan_to_num(shade))
+    colours[~np.isfinite(features["median_px"])] = to_rgba(UNKNOWN_COLOUR)
+    return centres, features, colours
 
 
 def _fit(sigma: np.ndarray):
@@ -78,9 +93,25 @@ class FocalProfileDock(QWidget):
         self._factor = 1.0  # full-resolution px per px of the map the last fit was made on
         self._pixel = (1.0, "px")  # the last layer's pixel size and its unit
         self._said = ""  # what the status says of the fit itself
+        self.tile = QSpinBox()
+        self.tile.setRange(8, 8192)
+        self.tile.setValue(TILE)
+        self.tile.setSuffix(" px tiles")
+        self.tiles_button = QPushButton("Add tile table")
+        self.tiles_button.setToolTip("a Points layer at the tile centres whose features table holds each tile's "
+                                     "median and quartiles of sigma (px, and in the layer's unit), confidence and "
+                                     "share unknown; napari's Features table widget shows it")
+        self.tiles_button.clicked.connect(self.add_tiles)
+        self.tiles_status = QLabel("")  # what the tile table did: apart from the fit's status, which a fit rewrites
+        self.tiles_status.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.addWidget(self.canvas)
         layout.addWidget(self.tilt)
+        row = QHBoxLayout()
+        row.addWidget(self.tile)
+        row.addWidget(self.tiles_button)
+        layout.addLayout(row)
+        layout.addWidget(self.tiles_status)
         layout.addWidget(self.status)
         napari_viewer.layers.selection.events.active.connect(self._on_active)
         self._on_active()
@@ -100,6 +131,41 @@ class FocalProfileDock(QWidget):
             self.status.setText(f"{layer.name}: a relative score; the focal-plane model needs sigma in px")
             return
         self.show_layer(layer, meta.get("unit", "px"))
+
+    def add_tiles(self, *_) -> None:
+        """Add (or update) the per-tile table of the selected 2-D sigma layer as a Points layer, computed in a worker."""
+        layer = self._viewer.layers.selection.active
+        meta = getattr(layer, "metadata", {}).get("blurmap") if layer is not None else None
+        if meta is None or meta.get("unit") != "px" or layer.ndim != 2 or layer.multiscale:
+            self.tiles_status.setText("select a 2-D sigma layer in px for its tile table (for a large image's lazy map: "
+                                "blurmap profile IMAGE OUT --table)")
+            return
+        pixel, tile = pixel_size(layer), self.tile.value()
+        self.tiles_status.setText(f"{layer.name}: tiles of {tile} px ...")
+        worker = create_worker(_tile_points, layer.data, meta.get("confidence"), tile, pixel,
+                               tuple(layer.contrast_limits), _start_thread=False,
+                               _connect={"errored": lambda err: self.tiles_status.setText(f"{layer.name}: {err}")})
+        worker.returned.connect(lambda result: self._show_tiles(layer, tile, *result))
+        worker.start()
+        self.worker = worker
+
+    def _show_tiles(self, layer, tile: int, centres, features: dict, colours) -> None:
+        if layer not in self._viewer.layers:
+            return
+        name = tiles_name(layer.name)
+        if name in self._viewer.layers:
+            self._viewer.layers.remove(name)
+        self._busy = True  # adding a layer selects it; keep the sigma layer selected
+        try:
+            self._viewer.add_points(centres, features=features, face_color=colours, size=tile / 3, name=name,
+                                    border_width=0, scale=layer.scale, translate=layer.translate,
+                                    units=layer.units, text={"string": "{median_px:.2f}", "size": 8,
+                                                             "color": "white"})
+            self._viewer.layers.selection.active = layer
+        finally:
+            self._busy = False
+        self.tiles_status.setText(f"{layer.name}: {len(centres)} tiles of {tile} px in {name!r}; its features table "
+                            "holds the statistics (napari's Features table widget shows it)")
 
     def _tilt_from_source(self, meta: dict) -> None:
         """Set the stage tilt from the source layer's SEM metadata (the blurmap reader's), if known and not yet set."""
@@ -124,7 +190,7 @@ class FocalProfileDock(QWidget):
         if request is not self._request or layer not in self._viewer.layers:
             return
         self.layer_name = layer.name
-        pixel = _pixel_size(layer)
+        pixel = pixel_size(layer)
         self.figure.clear()
         plane_axes(self.figure.add_subplot(), curve, unit, pixel)
         self.canvas.draw_idle()
@@ -178,7 +244,7 @@ class FocalProfileDock(QWidget):
             return
         self.fit = fit
         self._factor = factor
-        self._pixel = _pixel_size(layer)
+        self._pixel = pixel_size(layer)
         self.figure.clear()
         profile_axes(self.figure.add_subplot(), prof, fit, unit, self._pixel)
         self.canvas.draw_idle()
@@ -217,6 +283,7 @@ class FocalProfileDock(QWidget):
             layer.events.visible.connect(lambda event, shapes=shapes, layer=layer: setattr(shapes, "visible",
                                                                                            layer.visible))
             # an overview pixel is the mean of factor x factor pixels: its centre lies (factor - 1) / 2 further
+            shapes.units = layer.units  # layers in other units would make napari drop units for all
             shapes.scale = np.asarray(layer.scale) * factor
             shapes.translate = np.asarray(layer.translate) + np.asarray(layer.scale) * (factor - 1) / 2
         finally:

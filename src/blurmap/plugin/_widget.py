@@ -21,7 +21,7 @@ from .. import engine
 from .._validate import check_2d
 from ..io.pyramid import SigmaPyramid
 from ..registry import DEFAULT, Param, estimators, get
-from ._layers import contrast_limits, show_sigma, show_sigma_pyramid
+from ._layers import contrast_limits, in_length, show_sigma, show_sigma_pyramid
 
 LARGE_PIXELS = 4096 * 4096  # px; above this (or for a multiscale layer) the map is a lazy multiscale layer
 REDRAW_MS = 250  # a lazy map is redrawn at most this often while tiles land in the background
@@ -47,10 +47,12 @@ def _param_widgets(param: Param) -> list:
     return [auto, spin]
 
 
-def _median_words(est, finite: np.ndarray) -> str:
-    """Return the status line's summary of a map: its median sigma in px, or its median score and what it means."""
+def _median_words(est, finite: np.ndarray, source=None) -> str:
+    """Return the status line's summary of a map: its median sigma in px (and in the source layer's length unit), or
+    its median score and what it means."""
     if est.units == "px":
-        return f"median sigma {np.median(finite):.2f} px"
+        median = float(np.median(finite))
+        return f"median sigma {median:.2f} px" + (in_length(median, source) if source is not None else "")
     return f"median score {np.median(finite):.3g} ({est.label().split('(', 1)[1]}"
 
 
@@ -253,7 +255,7 @@ class SigmaMapWidget(Container):
                                     _connect={"errored": self._errored}, _start_thread=False,
                                     _progress={"total": int(np.prod(lead)), "desc": f"blurmap: {method} planes"})
         self.worker.yielded.connect(self._if_current(lambda value: self._plane_done(self.stack_layer, est, value)))
-        self.worker.finished.connect(self._if_current(lambda: self._stack_done(self.stack_layer, est)))
+        self.worker.finished.connect(self._if_current(lambda: self._stack_done(self.stack_layer, est, layer)))
         self._planes_done = 0
         self._start()
 
@@ -276,11 +278,11 @@ class SigmaMapWidget(Container):
         layer.refresh()
         self.status.value = f"plane {', '.join(map(str, index))} done ({self._planes_done} of {layer.data[..., 0, 0].size})"
 
-    def _stack_done(self, layer, est) -> None:
+    def _stack_done(self, layer, est, source) -> None:
         finite = layer.data[np.isfinite(layer.data)]
         if self._planes_done < layer.data[..., 0, 0].size:
             return  # cancelled or failed: the status says so
-        self.status.value = (f"{_median_words(est, finite)} over {self._planes_done} planes" if finite.size
+        self.status.value = (f"{_median_words(est, finite, source)} over {self._planes_done} planes" if finite.size
                              else "no texture found: sigma unknown everywhere") + self._colour_note
         show_info(f"blurmap: {self.status.value}")
 
@@ -321,7 +323,7 @@ class SigmaMapWidget(Container):
         self.pyramid_layer.contrast_limits = limits
         self._stale = True
         finite = result.overview[np.isfinite(result.overview)]
-        self.status.value = (f"{_median_words(est, finite)} (overview)" if finite.size
+        self.status.value = (f"{_median_words(est, finite, self.pyramid_layer)} (overview)" if finite.size
                              else "no texture found: sigma unknown everywhere")
         show_info(f"blurmap: {self.status.value}")
 
@@ -350,7 +352,7 @@ class SigmaMapWidget(Container):
             return
         params = {k: v for k, v in result.params.items() if k not in est.inputs}
         show_sigma(self._viewer, source, sigma, result.confidence, method, est.units, params)
-        self.status.value = _median_words(est, finite) + self._colour_note
+        self.status.value = _median_words(est, finite, source) + self._colour_note
         show_info(f"blurmap: {self.status.value}")
 
     def _fail(self, message: str) -> None:
