@@ -44,6 +44,8 @@ def main() -> None:
     parser.add_argument("--seeds", choices=("eval", "dev"), default="eval")
     parser.add_argument("--scenes", type=int, default=3, help="specimens per surface")
     parser.add_argument("--planes", type=int, default=9)
+    parser.add_argument("--method", default=None, help="the estimator each plane is mapped with (default: the default)")
+    parser.add_argument("--surfaces", default="tilted plane,sphere cap,steps", help="comma-separated")
     args = parser.parse_args()
     seeds = (EVAL_SEEDS if args.seeds == "eval" else DEV_SEEDS)[:args.scenes]
     inner = (slice(MARGIN, -MARGIN), slice(MARGIN, -MARGIN))
@@ -51,14 +53,14 @@ def main() -> None:
           f"{SIZE} x {SIZE} px, s0 {FLOOR} px, k {SLOPE} px per step\n")
     print("| surface | fit RMSE (steps) | arg-min RMSE (steps) | fit unknown |")
     print("|---|---|---|---|")
-    for kind in ("tilted plane", "sphere cap", "steps"):
+    for kind in args.surfaces.split(","):
         h = surface(kind)
         fits, mins, unknown = [], [], []
         for seed in seeds:
             sharp = synthetic.dead_leaves((SIZE, SIZE), np.random.default_rng(seed))
             stack = np.stack([blur(sharp, np.hypot(FLOOR, SLOPE * (i - h)).astype(np.float32))
                               for i in range(args.planes)])
-            fit = focus_series(stack, z_step=1.0)
+            fit = focus_series(stack, z_step=1.0, method=args.method)
             err = (fit.height - h)[inner]
             fits.append(np.sqrt(np.nanmean(err**2)))
             mins.append(np.sqrt(np.mean((fit.sharpest - h)[inner] ** 2)))
