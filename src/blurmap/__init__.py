@@ -10,10 +10,10 @@ from . import estimators as _estimators  # noqa: F401  (registers every estimato
 from .analysis.focal import FocalFit, HoughLine, Profile, focal, hough_focal_line, profile
 from .analysis.optics import TiltOptics, defocus_map
 from .engine import estimate, estimate_tiles, tile_count
-from .forward import blur
+from .forward import blur, blur_elliptical
 from .noise import estimate_noise
 from .registry import Estimator, Param, estimators
 
 __all__ = ["estimate", "estimate_tiles", "tile_count", "focal", "FocalFit", "profile", "Profile", "HoughLine",
-           "hough_focal_line", "TiltOptics", "defocus_map", "estimators", "blur", "estimate_noise", "Estimator",
+           "hough_focal_line", "TiltOptics", "defocus_map", "estimators", "blur", "blur_elliptical", "estimate_noise", "Estimator",
            "Param"]

@@ -152,8 +152,9 @@ def _to_image(est: Estimator, params: dict, scale: IntensityScale, other: Intens
 
 
 def run_tile(est: Estimator, tile: np.ndarray, params: dict, inputs: dict | None = None
-             ) -> tuple[np.ndarray, np.ndarray]:
-    """Return `est`'s (sigma, confidence) of one float32 tile; unknown (NaN, confidence 0) near non-finite pixels.
+             ) -> tuple[np.ndarray, ...]:
+    """Return `est`'s maps of one float32 tile (its outputs: sigma, ..., confidence); unknown (NaN, confidence 0) near
+    non-finite pixels.
 
     A NaN or infinite pixel (of the tile or of another input) is unknown: every map pixel whose
     halo reaches it is NaN with confidence 0, and every other pixel is what it would be whatever
@@ -165,33 +166,35 @@ def run_tile(est: Estimator, tile: np.ndarray, params: dict, inputs: dict | None
     for other in inputs.values():
         bad |= ~np.isfinite(other)
     if not bad.any():
-        return est.func(tile, **params, **inputs)
+        return tuple(est.func(tile, **params, **inputs))
     if bad.all():
-        return np.full(tile.shape, np.nan, np.float32), np.zeros(tile.shape, np.float32)
+        return tuple(np.full(tile.shape, np.nan, np.float32) for _ in est.outputs[:-1]) + (
+            np.zeros(tile.shape, np.float32),)
 
     def filled(a: np.ndarray) -> np.ndarray:  # any value serves: it reaches only pixels that are masked below
         return np.where(bad, np.float32(np.mean(a[~bad])), a).astype(np.float32)
 
-    sigma, conf = est.func(filled(tile), **params, **{k: filled(v) for k, v in inputs.items()})
+    *maps, conf = est.func(filled(tile), **params, **{k: filled(v) for k, v in inputs.items()})
     reach = est.halo_for(params)
     near = ndi.maximum_filter(bad, size=2 * reach + 1, mode="constant")
-    return np.where(near, np.nan, sigma).astype(np.float32), np.where(near, 0.0, conf).astype(np.float32)
+    return tuple(np.where(near, np.nan, m).astype(np.float32) for m in maps) + (
+        np.where(near, 0.0, conf).astype(np.float32),)
 
 
 def _window_block(*, reader, shape: tuple[int, int], halo: int, method: str, params: dict, scale: IntensityScale,
                   block_info=None) -> np.ndarray:
-    """Return one block's (h, w, 2) float32 sigma and confidence, its window and halo read straight from `reader`."""
+    """Return one block's (h, w, outputs) float32 maps (sigma, ..., confidence), its window and halo read straight from
+    `reader`."""
     (y0, y1), (x0, x1) = block_info[None]["array-location"][:2]
     top, left = max(y0 - halo, 0), max(x0 - halo, 0)
     raw = np.asarray(reader[top:min(y1 + halo, shape[0]), left:min(x1 + halo, shape[1])])
     tile = normalised(to_grey(raw), scale)  # as prepare() normalised the whole image
-    sigma, conf = run_tile(get(method), tile, params)
-    return np.stack([sigma[y0 - top:y1 - top, x0 - left:x1 - left], conf[y0 - top:y1 - top, x0 - left:x1 - left]],
-                    axis=-1)
+    maps = run_tile(get(method), tile, params)
+    return np.stack([m[y0 - top:y1 - top, x0 - left:x1 - left] for m in maps], axis=-1)
 
 
 def _lazy(prep: Prepared, chunks: tuple[int, int] | None, reader=None):
-    """Return a lazy (H, W, 2) float32 dask array of sigma and confidence computed chunk by chunk.
+    """Return a lazy (H, W, outputs) float32 dask array of the estimator's outputs (sigma, ..., confidence), chunk by chunk.
 
     With `reader` (an object whose [rows, cols] gives the image's own pixels as numpy, e.g.
     io.Source.planes), each block is one task that reads its window and halo itself: no halo is
@@ -211,7 +214,8 @@ def _lazy(prep: Prepared, chunks: tuple[int, int] | None, reader=None):
     plan = plan_chunks(img.shape, requested, halo, est.align_for(params))
     if reader is not None and not prep.inputs:
         return da.map_blocks(_window_block, reader=reader, shape=img.shape, halo=halo, method=est.name,
-                             params=dict(params), scale=prep.scale, chunks=plan + ((2,),), dtype=np.float32,
+                             params=dict(params), scale=prep.scale, chunks=plan + ((len(est.outputs),),),
+                             dtype=np.float32,
                              meta=np.empty((0, 0, 0), dtype=np.float32))
     names = list(prep.inputs)
     arrays = [img] + [da.asarray(other) for other, _ in others]
@@ -219,19 +223,18 @@ def _lazy(prep: Prepared, chunks: tuple[int, int] | None, reader=None):
 
     def block(*tiles: np.ndarray) -> np.ndarray:
         tiles = [t if sc is None else normalised(t, sc) for t, sc in zip(tiles, scales)]
-        sigma, conf = run_tile(est, tiles[0], params, dict(zip(names, tiles[1:])))
-        return np.stack([sigma, conf], axis=-1)
+        return np.stack(run_tile(est, tiles[0], params, dict(zip(names, tiles[1:]))), axis=-1)
 
     # an axis held in one chunk has no neighbour to borrow from
     depth = {axis: halo if len(plan[axis]) > 1 else 0 for axis in (0, 1)}
     padded = [da.overlap.overlap(a, depth=depth, boundary="none") for a in arrays]
-    out = da.map_blocks(block, *padded, new_axis=2, chunks=padded[0].chunks + ((2,),), dtype=np.float32,
+    out = da.map_blocks(block, *padded, new_axis=2, chunks=padded[0].chunks + ((len(est.outputs),),), dtype=np.float32,
                         meta=np.empty((0, 0, 0), dtype=np.float32))
     return da.overlap.trim_internal(out, {**depth, 2: 0}, boundary="none")
 
 
 def lazy_maps(image, method: str | None, chunks: tuple[int, int], *, reader=None, **params):
-    """Return a lazy (H, W, 2) float32 dask array of sigma and confidence, and the parameters used.
+    """Return a lazy (H, W, outputs) float32 dask array of the estimator's outputs, and the parameters used.
 
     Parameters
     ----------
@@ -251,7 +254,8 @@ def lazy_maps(image, method: str | None, chunks: tuple[int, int], *, reader=None
     Returns
     -------
     maps : dask array
-        (H, W, 2) float32: sigma (px or score) and confidence, computed chunk by chunk.
+        (H, W, outputs) float32: sigma (px or score), any further outputs, and confidence last
+        (``Estimator.outputs`` names them), computed chunk by chunk.
     params : dict
         The parameters used, image-wide ones (noise) filled.
 
@@ -267,7 +271,7 @@ def lazy_maps(image, method: str | None, chunks: tuple[int, int], *, reader=None
     return _lazy(prep, as_chunks(chunks), reader), dict(prep.reported)
 
 
-def estimate(image, method: str | None = None, *, return_confidence: bool = False,
+def estimate(image, method: str | None = None, *, return_confidence: bool = False, return_outputs: bool = False,
              chunks: tuple[int, int] | None = None, channel_axis: int | None = None, **params):
     """Return the sigma map of an image or a stack: per pixel, the Gaussian blur it carries, and its confidence if asked.
 
@@ -285,6 +289,10 @@ def estimate(image, method: str | None = None, *, return_confidence: bool = Fals
         ``"learned"`` (``blurmap.registry.DEFAULT``).
     return_confidence : bool
         Also return the confidence map.
+    return_outputs : bool
+        Return every map the estimator makes, by name (``sigma``, ..., ``confidence``; see
+        ``Estimator.outputs``): e.g. ``sigma_major``, ``sigma_minor`` and ``angle_deg`` of the
+        directional method.
     chunks : tuple of int, optional
         px; rechunk a dask image (or cut a numpy one) to about this size, at least twice the
         estimator's halo and on its grid.
@@ -302,6 +310,8 @@ def estimate(image, method: str | None = None, *, return_confidence: bool = Fals
         "relative" ones; NaN where nothing can be said (no texture within reach).
     confidence : ndarray or dask array
         float32 in [0, 1], only with ``return_confidence=True``.
+    outputs : dict of str to ndarray or dask array
+        Instead of the above, with ``return_outputs=True``: each output by name.
 
     Raises
     ------
@@ -325,19 +335,29 @@ def estimate(image, method: str | None = None, *, return_confidence: bool = Fals
     >>> maps.shape, bool(np.array_equal(maps[0], blurmap.estimate(image)))
     ((2, 128, 128), True)
     """
+    if return_confidence and return_outputs:
+        raise ValueError("ask for return_confidence or return_outputs (which holds the confidence), not both")
     if channel_axis is not None or _is_stack(image):
-        return _estimate_stack(image, method, return_confidence, chunks, channel_axis, params)
+        maps = _estimate_stack(image, method, chunks, channel_axis, params)
+    else:
+        maps = _maps(image, method, chunks, params)
+    if return_outputs:
+        return maps
+    return (maps["sigma"], maps["confidence"]) if return_confidence else maps["sigma"]
+
+
+def _maps(image, method: str | None, chunks, params: dict) -> dict:
+    """Return every output of one 2-D image's estimate, by name (sigma, ..., confidence)."""
     chunks = as_chunks(chunks)
     prep = prepare(image, method, **params)
+    names = prep.estimator.outputs
     if is_dask(prep.image) or any(is_dask(a) for a in prep.inputs.values()):
         out = _lazy(prep, chunks)
-        sigma, conf = out[..., 0], out[..., 1]
-    elif chunks is not None or _threaded_chunks(prep) is not None:  # tiles on every core, with their halos
+        return {name: out[..., k] for k, name in enumerate(names)}
+    if chunks is not None or _threaded_chunks(prep) is not None:  # tiles on every core, with their halos
         out = _lazy(prep, chunks or _threaded_chunks(prep)).compute(scheduler="threads", num_workers=cores())
-        sigma, conf = out[..., 0], out[..., 1]
-    else:
-        sigma, conf = run_tile(prep.estimator, prep.image, prep.params, prep.inputs)
-    return (sigma, conf) if return_confidence else sigma
+        return {name: out[..., k] for k, name in enumerate(names)}
+    return dict(zip(names, run_tile(prep.estimator, prep.image, prep.params, prep.inputs)))
 
 
 def _is_stack(image) -> bool:
@@ -349,8 +369,8 @@ def _is_stack(image) -> bool:
     return ndim > 3 or (ndim == 3 and shape[-1] not in (3, 4))
 
 
-def _estimate_stack(image, method, return_confidence: bool, chunks, channel_axis: int | None, params: dict):
-    """Map every plane of a stack as the 2-D call would, and stack the maps back (lazily for dask)."""
+def _estimate_stack(image, method, chunks, channel_axis: int | None, params: dict) -> dict:
+    """Map every plane of a stack as the 2-D call would, and stack each output back (lazily for dask)."""
     import warnings
 
     if not hasattr(image, "ndim") or not hasattr(image, "shape"):
@@ -376,25 +396,22 @@ def _estimate_stack(image, method, return_confidence: bool, chunks, channel_axis
     if not lead:  # one colour image, its channel axis said: no guess, no warning
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*treated as RGB", category=UserWarning)
-            return estimate(image, method, return_confidence=return_confidence, chunks=chunks, **params)
+            return _maps(image, method, chunks, params)
     est = get(method)
     others = {name: params.pop(name) for name in est.inputs if name in params}
     for name, other in others.items():
         if tuple(np.shape(other)) != tuple(image.shape):
             raise ValueError(f"{name} has shape {tuple(np.shape(other))}, the stack {tuple(image.shape)}; they "
                              "must agree")
-    maps, confs = [], []
+    planes = []
     for index in np.ndindex(*lead):
         with warnings.catch_warnings():
             if channel_axis is not None:
                 warnings.filterwarnings("ignore", message=".*treated as RGB", category=UserWarning)
-            sigma, conf = estimate(image[index], method, return_confidence=True, chunks=chunks,
-                                   **params, **{name: other[index] for name, other in others.items()})
-        maps.append(sigma)
-        confs.append(conf)
-    sigma = xp.stack(maps).reshape(lead + tuple(maps[0].shape))
-    conf = xp.stack(confs).reshape(lead + tuple(confs[0].shape))
-    return (sigma, conf) if return_confidence else sigma
+            planes.append(_maps(image[index], method, chunks,
+                                {**params, **{name: other[index] for name, other in others.items()}}))
+    return {name: xp.stack([p[name] for p in planes]).reshape(lead + tuple(planes[0][name].shape))
+            for name in est.outputs}
 
 
 class TileProgress(NamedTuple):
@@ -414,6 +431,7 @@ class TileProgress(NamedTuple):
     sigma: np.ndarray
     confidence: np.ndarray
     params: dict
+    outputs: dict | None = None  # every output by name (sigma, ..., confidence), the same arrays
 
 
 def tile_count(shape: tuple[int, int], method: str | None = None, *, chunk: int = DEFAULT_CHUNK,
@@ -485,8 +503,8 @@ def estimate_tiles(image, method: str | None = None, *, chunk: int = DEFAULT_CHU
     """
     prep = prepare(image, method, **params)
     lazy = _lazy(prep, (chunk, chunk))
-    sigma = np.empty(prep.image.shape, dtype=np.float32)
-    conf = np.empty(prep.image.shape, dtype=np.float32)
+    maps = {name: np.empty(prep.image.shape, dtype=np.float32) for name in prep.estimator.outputs}
+    sigma, conf = maps["sigma"], maps["confidence"]
     ny, nx = lazy.numblocks[:2]
     starts = [np.cumsum((0,) + c) for c in lazy.chunks[:2]]
     todo = [(i, j) for i in range(ny) for j in range(nx)]
@@ -504,10 +522,10 @@ def estimate_tiles(image, method: str | None = None, *, chunk: int = DEFAULT_CHU
                     tile = future.result()
                     ys = slice(starts[0][i], starts[0][i + 1])
                     xs = slice(starts[1][j], starts[1][j + 1])
-                    sigma[ys, xs] = tile[..., 0]
-                    conf[ys, xs] = tile[..., 1]
+                    for k, array in enumerate(maps.values()):
+                        array[ys, xs] = tile[..., k]
                     done += 1
-                    yield TileProgress(done, ny * nx, sigma, conf, prep.reported)
+                    yield TileProgress(done, ny * nx, sigma, conf, prep.reported, maps)
         finally:  # closed early (cancelled): start no further tile; those running end with the pool
             for future in running:
                 future.cancel()

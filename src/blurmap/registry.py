@@ -94,7 +94,8 @@ class Estimator:
     title : str
         A short human title.
     func : callable
-        ``func(tile, **checked_params, **inputs) -> (map, confidence)``, both float32 of the tile's shape.
+        ``func(tile, **checked_params, **inputs) -> (map, ..., confidence)``: one float32 array of
+        the tile's shape per name in `outputs`, in that order.
     units : {"px", "relative"}
         "px": the map is the Gaussian blur sigma in pixels; "relative": a score that only ranks blur.
     params : tuple of Param
@@ -116,7 +117,8 @@ class Estimator:
     higher_is_sharper : bool
         For relative scores: whether they run the other way from sigma.
     outputs : tuple of str
-        The maps the function returns, in order.
+        The maps the function returns, in order: "sigma" first (the map every tool reads: px or
+        score), then any others (e.g. "sigma_major", "angle_deg"), "confidence" last.
 
     Examples
     --------
@@ -141,6 +143,22 @@ class Estimator:
     inputs: tuple[str, ...] = ()
     higher_is_sharper: bool = False
     outputs: tuple[str, ...] = ("sigma", "confidence")
+
+    def __post_init__(self):
+        if self.outputs[0] != "sigma" or self.outputs[-1] != "confidence" or len(set(self.outputs)) != len(self.outputs):
+            raise ValueError(f"{self.name}: outputs must start with 'sigma', end with 'confidence' and not repeat, "
+                             f"not {self.outputs}")
+
+    @property
+    def extra_outputs(self) -> tuple[str, ...]:
+        """The maps beyond sigma and confidence (e.g. a directional method's major and minor sigma and angle)."""
+        return self.outputs[1:-1]
+
+    def output_unit(self, output: str) -> str:
+        """Return the unit of one output: px (or "relative") for sigma maps, "deg" for angles, "" for the confidence."""
+        if output == "confidence":
+            return ""
+        return "deg" if output.endswith("_deg") else self.units
 
     @property
     def halo(self) -> int:
