@@ -232,12 +232,12 @@ def _failing_writer(original, fail_at: int):
     """Return a block writer that fails on block `fail_at` and writes every other block slowly."""
     calls = []
 
-    def failing(block, full, coarse, notify=None, block_info=None):
+    def failing(block, full, coarse, notify=None, picks=(), block_info=None):
         calls.append(block_info)
         if len(calls) == fail_at:
             raise RuntimeError("disk full")
         time.sleep(0.3)  # still writing when the failure reaches the caller
-        return original(block, full, coarse, notify, block_info=block_info)
+        return original(block, full, coarse, notify, picks, block_info=block_info)
 
     return failing, calls
 
@@ -370,3 +370,23 @@ def test_write_map_keeps_a_stack_whole_or_writes_nothing(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.zarr"]  # nothing half written, no temporary left
     with pytest.raises(ValueError, match="confidence is"):
         maps.write_map(tmp_path / "t.zarr", sigma, sigma[0])
+
+
+
+def test_a_method_with_more_outputs_writes_one_ome_zarr_image_per_output_angles_subsampled(tmp_path):
+    from blurmap import blur_elliptical
+
+    image = blur_elliptical(synthetic.dead_leaves((520, 600), seed=7), 3.0, 1.2, 40.0)
+    tifffile.imwrite(tmp_path / "ell.tif", image)
+    assert main(["estimate", str(tmp_path / "ell.tif"), str(tmp_path / "d.zarr"), "--method", "directional"]) == 0
+    root = zarr.open_group(str(tmp_path / "d.zarr"), mode="r")
+    assert sorted(root.group_keys()) == ["angle_deg", "confidence", "sigma_major", "sigma_minor"]
+    want = estimate(image, "directional", return_outputs=True)
+    for name in ("sigma_major", "sigma_minor", "angle_deg", "confidence"):
+        np.testing.assert_allclose(root[name]["0"][:], want[name], atol=1e-4, equal_nan=True)
+    np.testing.assert_allclose(root["0"][:], want["sigma"], atol=1e-4, equal_nan=True)
+    angle = root["angle_deg"]
+    assert angle.attrs["blurmap"]["value_unit"] == "deg" and angle.attrs["blurmap"]["label"] == "angle (deg)"
+    assert len(root.attrs["multiscales"][0]["datasets"]) == 3  # 600, 300 and 150 px
+    np.testing.assert_array_equal(angle["1"][:], angle["0"][:][::2, ::2][:260, :300])  # picked, not averaged
+    np.testing.assert_array_equal(angle["2"][:], angle["1"][:][::2, ::2][:130, :150])

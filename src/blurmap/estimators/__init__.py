@@ -14,5 +14,6 @@ from . import log_scale  # noqa: F401
 from . import acutance  # noqa: F401
 from . import difference  # noqa: F401
 from . import reblur_curve  # noqa: F401
+from . import directional  # noqa: F401
 
 __all__: list[str] = []  # each estimator module holds its own

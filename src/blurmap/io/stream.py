@@ -137,20 +137,22 @@ class PlaneOf:
         self.array[self.index + (key if isinstance(key, tuple) else (key,))] = value
 
 
-def _write_block(block: np.ndarray, full: list, coarse: list, notify=None, block_info=None) -> np.ndarray:
+def _write_block(block: np.ndarray, full: list, coarse: list, notify=None, picks: tuple[int, ...] = (),
+                 block_info=None) -> np.ndarray:
     """Write a computed block's planes into the `full` Zarr arrays and their 2 x 2, 4 x 4... means into `coarse`; return a 1 x 1 tag.
 
-    `coarse[p]` lists the arrays of levels 1, 2... of plane p. Blocks start on multiples of
+    `coarse[p]` lists the arrays of levels 1, 2... of plane p; a plane in `picks` (an angle, which
+    a mean would wrap wrongly) takes every other pixel instead of means. Blocks start on multiples of
     2**len(coarse[p]) (the engine's chunks are), so each block owns its region of those levels
     too: no two blocks write the same Zarr chunk.
     """
     _check_stop()
     (y0, y1), (x0, x1) = block_info[0]["array-location"][:2]
     planes = [block] if block.ndim == 2 else [block[..., k] for k in range(block.shape[-1])]
-    for plane, target, levels in zip(planes, full, coarse, strict=True):
+    for p, (plane, target, levels) in enumerate(zip(planes, full, coarse, strict=True)):
         _put(target, (y0, x0), plane)
         for k, level in enumerate(levels, start=1):
-            plane = _halved(plane)
+            plane = plane[::2, ::2] if p in picks else _halved(plane)
             h, w = level.shape
             rows, cols = min(plane.shape[0], h - (y0 >> k)), min(plane.shape[1], w - (x0 >> k))
             plane = plane[:rows, :cols]
@@ -160,7 +162,7 @@ def _write_block(block: np.ndarray, full: list, coarse: list, notify=None, block
     return np.ones((1, 1), dtype=np.int8)
 
 
-def _write_lazy(lazy, full: list, coarse: list, client, progress: Progress) -> None:
+def _write_lazy(lazy, full: list, coarse: list, client, progress: Progress, picks: tuple[int, ...] = ()) -> None:
     """Compute `lazy` block by block into Zarr arrays (on threads, a band of block rows at a time); each block is one step of `progress`."""
     import dask.array as da
 
@@ -170,8 +172,8 @@ def _write_lazy(lazy, full: list, coarse: list, client, progress: Progress) -> N
     if client is not None:
         from distributed import as_completed
 
-        tags = da.map_blocks(_write_block, lazy, full=full, coarse=coarse, drop_axis=drop, dtype=np.int8, chunks=chunks,
-                             meta=meta)
+        tags = da.map_blocks(_write_block, lazy, full=full, coarse=coarse, picks=picks, drop_axis=drop, dtype=np.int8,
+                             chunks=chunks, meta=meta)
         futures = client.compute(tags.to_delayed().ravel().tolist())
         try:
             for future in as_completed(futures):
@@ -183,8 +185,8 @@ def _write_lazy(lazy, full: list, coarse: list, client, progress: Progress) -> N
             raise
         return
     # the blocks report themselves: dask fuses task names, so a scheduler callback cannot tell them
-    tags = da.map_blocks(_write_block, lazy, full=full, coarse=coarse, notify=progress.advance, drop_axis=drop,
-                         dtype=np.int8, chunks=chunks, meta=meta)
+    tags = da.map_blocks(_write_block, lazy, full=full, coarse=coarse, notify=progress.advance, picks=picks,
+                         drop_axis=drop, dtype=np.int8, chunks=chunks, meta=meta)
     # a band of block rows at a time, enough blocks to keep every core busy: the graph, and what the
     # scheduler holds (input chunks read ahead, halos waiting for their neighbours), stay the size
     # of a band whatever the image; each band re-reads only its neighbours' halo rows
@@ -327,7 +329,8 @@ def _remove(path: Path) -> None:
 
 def _write_zarr(tmp: Path, maps: list, src: io.Source, chunk: tuple[int, int], meta: dict, client,
                 progress) -> int:
-    """Write sigma and confidence pyramids as an OME-Zarr group at `tmp`; return the number of levels.
+    """Write a pyramid of each output (sigma at the root; confidence and any others in groups named for them) as an
+    OME-Zarr group at `tmp`; return the number of levels.
 
     `maps` holds (plane index, lazy maps) for each plane of the source: one pair, index (), for a
     2-D image; the arrays keep the source's stack axes before y, x, one plane per chunk.
@@ -336,40 +339,46 @@ def _write_zarr(tmp: Path, maps: list, src: io.Source, chunk: tuple[int, int], m
     import zarr
 
     lead = src.stack_shape
+    outputs = get_blind(meta["method"]).outputs  # sigma, ..., confidence: the root holds sigma, a group each other
     shapes = pyramid_shapes(maps[0][1].shape[:2])
     root = zarr.open_group(str(tmp), mode="w", zarr_format=2)
-    conf_group = root.create_group("confidence")
-    levels = {}
+    groups = [root] + [root.create_group(name) for name in outputs[1:]]
     ahead = 0  # as many levels as the blocks' starts allow (a chunk that is a multiple of 2**ahead)
     while ahead < min(BLOCK_LEVELS, len(shapes) - 1) and all(c % 2 ** (ahead + 1) == 0 for c in chunk):
         ahead += 1
-    for group in (root, conf_group):
+    levels = []
+    for group in groups:
         # levels 1..ahead are written by the blocks of level 0, each into chunks of its own (2**k times smaller)
         level_chunks = [(chunk[0] >> k, chunk[1] >> k) if k <= ahead else chunk for k in range(len(shapes))]
-        levels[group.path] = [group.create_array(str(k), shape=lead + s, chunks=(1,) * len(lead) + tuple(
+        levels.append([group.create_array(str(k), shape=lead + s, chunks=(1,) * len(lead) + tuple(
             max(1, min(c, n)) for c, n in zip(level_chunks[k], s)), dtype="float32", fill_value=np.nan,
-            compressors=_COMPRESSOR) for k, s in enumerate(shapes)]
-    sig_levels, conf_levels = levels[root.path], levels[conf_group.path]
+            compressors=_COMPRESSOR) for k, s in enumerate(shapes)])
 
     def plane(array, index):
         return PlaneOf(array, index) if lead else array
 
+    picks = tuple(k for k, output in enumerate(outputs) if output.endswith("_deg"))  # angles: no means of them
     for index, lazy in maps:
-        _write_lazy(lazy, [plane(sig_levels[0], index), plane(conf_levels[0], index)],
-                    [[plane(a, index) for a in sig_levels[1:ahead + 1]],
-                     [plane(a, index) for a in conf_levels[1:ahead + 1]]], client, progress)
+        _write_lazy(lazy, [plane(lv[0], index) for lv in levels],
+                    [[plane(a, index) for a in lv[1:ahead + 1]] for lv in levels], client, progress, picks)
     for k in range(ahead + 1, len(shapes)):  # each further level the 2 x 2 mean of the one before (small to read)
-        for lv in (sig_levels, conf_levels):
+        for p, lv in enumerate(levels):
             # one read per output chunk: zarr's per-call cost made 64 small reads a chunk take 0.4 s
             below = da.from_zarr(lv[k - 1], chunks=(1,) * len(lead) + tuple(2 * c for c in lv[k].chunks[len(lead):]))
             for index, _ in maps:
-                _write_lazy(halve(below[index]), [plane(lv[k], index)], [[]], client, Progress(1, 0, "", enabled=False))
+                h, w = shapes[k]
+                half = below[index][::2, ::2][:h, :w] if p in picks else halve(below[index])
+                _write_lazy(half, [plane(lv[k], index)], [[]], client, Progress(1, 0, "", enabled=False))
     name = meta["method"]
-    root.attrs.update({"multiscales": [io.ome_multiscales(f"sigma ({name})", len(shapes), src.scale, src.unit,
-                                                          src.axes)], "blurmap": meta})
-    conf_group.attrs.update({"multiscales": [io.ome_multiscales(f"confidence ({name})", len(shapes), src.scale,
-                                                                src.unit, src.axes)],
-                             "blurmap": {**meta, "label": "confidence, 0 to 1", "value_unit": None}})
+    est = get_blind(name)
+    for output, group in zip(outputs, groups):
+        title = output.removesuffix("_deg").replace("_", " ")
+        unit = est.output_unit(output)
+        extra = {} if output == "sigma" else {
+            "label": "confidence, 0 to 1" if output == "confidence" else f"{title} ({unit})",
+            "value_unit": unit if unit in ("px", "deg") else None}
+        group.attrs.update({"multiscales": [io.ome_multiscales(f"{title} ({name})", len(shapes), src.scale, src.unit,
+                                                               src.axes)], "blurmap": {**meta, **extra}})
     return len(shapes)
 
 

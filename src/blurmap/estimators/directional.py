@@ -1,0 +1,277 @@
+"""Directional blur: per pixel, the major and minor sigma of an elliptical Gaussian and the angle of its major axis.
+
+A Gaussian of covariance C blurs the image, along the direction phi, by the variance
+sigma_n(phi)**2 = a + r cos(2 (phi - theta)), with a = (major**2 + minor**2) / 2,
+r = (major**2 - minor**2) / 2 and theta the major axis. The image is filtered into eight bands
+of frequency directions (DIRECTIONS, 22.5 degrees apart; each band's response cos**ANGULAR of a
+frequency's angle to its direction, weighted as a gradient, made by compact kernels), each at
+two re-blurs (EVIDENCE_SCALES); how much a band's energy falls from one re-blur to the other
+gives the blur along its direction (read from CALIBRATION, measured on round blur of the
+development textures). Per 4 px block, a, r cos 2 theta and r sin 2 theta are fitted to the
+eight readings by weighted least squares (weights: each band's evidence over its noise, and its
+share of the block's energy), with a ridge on the anisotropy (ISOTROPY_PRIOR) so that a texture
+offering one direction only reads round; the readings overstate r by MODULATION. The shape so
+found (major over minor, the angle) is scaled by the round blur the ``learned`` estimator reads,
+which on elliptical blur is close to the minor sigma (ROUND_READS). ISOTROPY_PRIOR, MODULATION
+and SHARE_HALF were chosen on the directional benchmark's development seeds
+(``benchmarks/directional.py --seeds dev``); its evaluation seeds give the figures reported.
+
+Angles are degrees in [0, 180): 0 along image rows (to the right), counter-clockwise as
+displayed. Where the blur is round (major over minor below ROUND_RATIO) the angle is unknown (NaN).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+
+import numpy as np
+
+from ..registry import Estimator, Param, register
+from ._energy import block_noise
+from ._grid import BLOCK, block_mean, box_size, upsample, weighted_mean
+from ._noise_params import NOISE_MODEL, prepare_noise_model
+from .gradient_ratio import SNR_HALF
+from .learned import halo as learned_halo
+from .learned import learned
+
+__all__ = ["directional", "halo", "ESTIMATOR"]
+
+DIRECTIONS = tuple(22.5 * k for k in range(8))  # degrees; the directions sigma_n is read along
+ANGULAR = 8  # a direction's band: cos**ANGULAR of the frequency's angle to it (energy: twice that power)
+KERNEL_RADIUS = 24  # px; the directional kernels' reach
+KERNEL_TAPER = 10.0  # px; the Gaussian that cuts them there
+MODULATION = 2.0  # the directions' readings overstate r this many times (directional benchmark, dev seeds)
+ISOTROPY_PRIOR = 0.3  # ridge on the anisotropy, relative to the summed weight of the readings
+SHARE_HALF = 0.1  # a direction with this share of the block's strongest direction's energy counts half
+MIN_CONFIDENCE = 0.05  # a block's best direction below this: nothing known there
+ROUND_READS = 0.75  # a round estimator reads elliptical blur as minor * sqrt(1 + ROUND_READS (1 - minor / major))
+MAX_SHARE = 0.9  # r at most this share of a: the minor sigma at least a third of the round one
+ROUND_RATIO = 1.15  # major / minor below this is round: the angle is unknown there
+EVIDENCE_SCALES = (1.0, 3.0)  # px; a base blurred by 1 px (far less noise) and its re-blur
+# (sigma px, the log ratio a direction's band falls by at that round blur): benchmarks/calibrate_directional.py
+CALIBRATION = ((0.2, 1.4525), (0.3, 1.4486), (0.4, 1.4111), (0.5, 1.3429), (0.6, 1.2769), (0.7, 1.2172),
+               (0.85, 1.1306), (1, 1.0433), (1.2, 0.9347), (1.4, 0.8320), (1.7, 0.6993), (2, 0.5959), (2.4, 0.5019),
+               (2.8, 0.4342), (3.4, 0.3661), (4, 0.3234), (4.8, 0.2899), (5.6, 0.2713), (6.8, 0.2568), (8, 0.2467),
+               (10, 0.2383))
+
+
+def halo(params: Mapping) -> int:
+    """Return the context (px, a multiple of 4) each side of a tile that the maps depend on.
+
+    Parameters
+    ----------
+    params : mapping
+        Checked parameters; ``pooling_width`` (px) sets the bands' reach.
+
+    Returns
+    -------
+    int
+        px: the directional kernels, pooling and interpolation on the 4 px grid, or the ``learned``
+        estimator's reach, whichever is larger.
+
+    Examples
+    --------
+    >>> halo({"pooling_width": 32.0})
+    244
+    """
+    full_res = KERNEL_RADIUS + 1
+    coarse = -(-full_res // BLOCK)
+    coarse += 2 * (box_size(params["pooling_width"]) // 2) + 1
+    return max(BLOCK * (coarse + 1), learned_halo())
+
+
+@cache
+def direction_kernel(direction: float, s: float) -> np.ndarray:
+    """Return the gradient-band kernel of one direction (degrees) and re-blur `s` (px).
+
+    Its Fourier response is cos(psi - direction)**ANGULAR x 2 pi rho x exp(-2 pi**2 s**2 rho**2),
+    psi the frequency's angle as displayed: a band of directions around `direction`, weighted as a
+    gradient, of the image re-blurred by s. Made on a fine frequency grid, cut to a
+    (2 KERNEL_RADIUS + 1) px square and tapered by a Gaussian of KERNEL_TAPER px, so it reaches
+    KERNEL_RADIUS px and no further.
+    """
+    size = 4 * (2 * KERNEL_RADIUS + 1)
+    fy = np.fft.fftfreq(size)[:, None]
+    fx = np.fft.fftfreq(size)[None, :]
+    rho = np.hypot(fy, fx)
+    psi = np.arctan2(-fy, fx)
+    response = np.cos(psi - np.deg2rad(direction)) ** ANGULAR * np.exp(-2 * np.pi**2 * s * s * rho * rho) * 2 * np.pi * rho
+    kernel = np.fft.fftshift(np.real(np.fft.ifft2(response)))
+    c = size // 2
+    kernel = kernel[c - KERNEL_RADIUS:c + KERNEL_RADIUS + 1, c - KERNEL_RADIUS:c + KERNEL_RADIUS + 1]
+    yy, xx = np.mgrid[-KERNEL_RADIUS:KERNEL_RADIUS + 1, -KERNEL_RADIUS:KERNEL_RADIUS + 1]
+    return (kernel * np.exp(-0.5 * (yy * yy + xx * xx) / KERNEL_TAPER**2)).astype(np.float32)
+
+
+def _filtered(padded: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Return `padded` (reflected by KERNEL_RADIUS px each side) convolved with `kernel`, cut back to the image."""
+    from scipy.signal import fftconvolve
+
+    return fftconvolve(padded, kernel[::-1, ::-1], mode="valid")
+
+
+def direction_energies(image: np.ndarray, noise: float, shot_noise: float, dark_level: float,
+                       pooling_width: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return per block the gradient-band energy of each direction at both EVIDENCE_SCALES, noise removed, pooled.
+
+    Returns (energy at the first scale, energy at the second, confidence), each (..., directions):
+    the confidence is the second scale's evidence over its noise (the weaker of the two).
+    """
+    img = np.asarray(image, dtype=np.float32)
+    _, q_unit = block_noise(img, noise, shot_noise, dark_level)
+    padded = np.pad(img, KERNEL_RADIUS, mode="symmetric")  # scipy's "reflect", as every other filter here
+    size = box_size(pooling_width)
+    energies, conf = [], None
+    for s in EVIDENCE_SCALES:
+        per_direction, snrs = [], []
+        for d in DIRECTIONS:
+            kernel = direction_kernel(d, s)
+            q = q_unit * float((kernel * kernel).sum())
+            e = np.maximum(block_mean(_filtered(padded, kernel) ** 2) - q, 0.0)
+            pooled, _ = weighted_mean(e, np.ones_like(e), size)
+            noise_pooled, _ = weighted_mean(q, np.ones_like(q), size)
+            per_direction.append(pooled)
+            snrs.append(pooled / np.maximum(noise_pooled, 1e-30))
+        energies.append(np.stack(per_direction, axis=-1))
+        snr = np.stack(snrs, axis=-1)
+        conf = snr / (SNR_HALF + snr)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a direction the texture hardly holds says little
+        share = np.nan_to_num(energies[0] / energies[0].max(axis=-1, keepdims=True))
+    return energies[0], energies[1], conf * share / (SHARE_HALF + share) * (1 + SHARE_HALF)
+
+
+def direction_variances(e1: np.ndarray, e2: np.ndarray) -> np.ndarray:
+    """Return sigma_n**2 (px**2) along each direction from its band's fall with re-blurring (the CALIBRATION table).
+
+    A band's energy falls from the first re-blur to the second by a log ratio that decreases as
+    the blur along its direction grows; the table holds that fall, measured on round blur of
+    textures of the development seeds, and is read backwards here.
+    """
+    table = np.asarray(CALIBRATION)  # (sigma px, log ratio), the ratio falling as sigma grows
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fall = np.log(e1 / e2)
+    sigma = np.interp(np.nan_to_num(fall, nan=table[-1, 1]), table[::-1, 1], table[::-1, 0])
+    return sigma**2
+
+
+def fit_ellipse(variances: np.ndarray, weights: np.ndarray, prior: float | None = None,
+                modulation: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (a, b, c) per block: sigma_n(phi)**2 = a + (b cos 2 phi + c sin 2 phi) / modulation, fitted to the readings.
+
+    Weighted least squares over DIRECTIONS ((..., directions) arrays) with a ridge `prior` x
+    (summed weight) on b and c, so that readings in one direction alone give a round blur;
+    `prior` and `modulation` default to ISOTROPY_PRIOR and MODULATION.
+    """
+    prior = ISOTROPY_PRIOR if prior is None else prior
+    modulation = MODULATION if modulation is None else modulation
+    phi = np.deg2rad(np.asarray(DIRECTIONS))
+    basis = np.stack([np.ones_like(phi), np.cos(2 * phi), np.sin(2 * phi)])  # (3, K)
+    normal = np.einsum("...k,ik,jk->...ij", weights, basis, basis)
+    total = weights.sum(axis=-1)
+    normal[..., 1, 1] += prior * total
+    normal[..., 2, 2] += prior * total
+    normal[total <= 0] = np.eye(3)
+    rhs = np.einsum("...k,ik,...k->...i", weights, basis, variances)
+    a, b, c = np.moveaxis(np.linalg.solve(normal, rhs[..., None])[..., 0], -1, 0)
+    return a, b / modulation, c / modulation
+
+
+def directional(image: np.ndarray, *, pooling_width: float, noise: float, shot_noise: float, dark_level: float,
+                sigma_max: float) -> tuple[np.ndarray, ...]:
+    """Return the round-equivalent sigma, major and minor sigma (px), the major axis's angle (degrees) and the confidence.
+
+    The defaults of every parameter live in the registry record ``ESTIMATOR``; call this through
+    ``blurmap.estimate(image, "directional", return_outputs=True)``.
+
+    Parameters
+    ----------
+    image : ndarray
+        2-D float32 tile; its top-left corner on the global 4 px grid.
+    pooling_width : float
+        px; width of the window each direction's evidence is averaged over.
+    noise, shot_noise, dark_level : float
+        The noise variance noise**2 + shot_noise * (local mean - dark_level), image units.
+    sigma_max : float
+        px; the largest blur reported.
+
+    Returns
+    -------
+    sigma : ndarray
+        px; sqrt((major**2 + minor**2) / 2), the round Gaussian of the same second moment.
+    sigma_major, sigma_minor : ndarray
+        px; NaN where no texture is within reach.
+    angle_deg : ndarray
+        Degrees in [0, 180), 0 along rows, counter-clockwise as displayed; NaN where the blur is
+        round (major / minor below ROUND_RATIO) or unknown.
+    confidence : ndarray
+        In [0, 1] (the round blur's, from ``learned``).
+
+    References
+    ----------
+    .. [1] S. Zhuo and T. Sim, "Defocus map estimation from a single image", Pattern
+       Recognition 44(9), 1852-1858, 2011 (the re-blur ratio, here per direction band).
+    .. [2] W. T. Freeman and E. H. Adelson, "The design and use of steerable filters", IEEE
+       Trans. PAMI 13(9), 891-906, 1991 (oriented bands; the doubled-angle fit).
+
+    Examples
+    --------
+    >>> import numpy as np, blurmap
+    >>> from blurmap import synthetic
+    >>> sharp = synthetic.dead_leaves((192, 192), seed=1)
+    >>> image = blurmap.blur_elliptical(sharp, 3.0, 1.0, 30.0)
+    >>> maps = blurmap.estimate(image, "directional", return_outputs=True, noise=0, shot_noise=0)
+    >>> sorted(maps)
+    ['angle_deg', 'confidence', 'sigma', 'sigma_major', 'sigma_minor']
+    >>> bool(np.nanmedian(maps["sigma_major"]) > 1.5 * np.nanmedian(maps["sigma_minor"]))
+    True
+    """
+    round_sigma, confidence = learned(image, noise=noise, shot_noise=shot_noise, dark_level=dark_level)
+    e1, e2, weights = direction_energies(image, noise, shot_noise, dark_level, pooling_width)
+    a, b, c = fit_ellipse(direction_variances(e1, e2), weights * weights)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.clip(np.nan_to_num(np.hypot(b, c) / a), 0.0, MAX_SHARE)  # r / a: 0 round, towards 1 a line
+    shape = np.shape(image)
+    share = upsample(np.where(weights.max(axis=-1) > MIN_CONFIDENCE, share, 0.0), shape)
+    ratio = np.sqrt((1 + share) / (1 - share))  # major / minor
+    minor = round_sigma / np.sqrt(1 + ROUND_READS * (1 - 1 / ratio))
+    major = np.minimum(ratio * minor, sigma_max)
+    minor = np.minimum(minor, major)
+    rad = np.arctan2(c, b)
+    angle = np.mod(np.rad2deg(0.5 * np.arctan2(upsample(np.sin(rad), shape), upsample(np.cos(rad), shape))), 180.0)
+    with np.errstate(invalid="ignore"):
+        angle = np.where(np.isfinite(major) & (major >= ROUND_RATIO * minor), angle, np.nan).astype(np.float32)
+    sigma = np.sqrt((major**2 + minor**2) / 2)
+    return sigma, major, minor, angle, confidence
+
+
+def _upsample_angle(angle: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Return block angles (degrees, NaN unknown) at full resolution, interpolated in the doubled angle."""
+    known = np.isfinite(angle)
+    rad = np.deg2rad(2 * np.where(known, angle, 0.0))
+    cos2, sin2 = upsample(np.cos(rad), shape), upsample(np.sin(rad), shape)
+    out = np.mod(np.rad2deg(0.5 * np.arctan2(sin2, cos2)), 180.0).astype(np.float32)
+    return np.where(upsample(known.astype(np.float32), shape) >= 0.5, out, np.nan).astype(np.float32)
+
+
+ESTIMATOR = register(Estimator(
+    name="directional",
+    title="Directional re-blur ratio (astigmatism)",
+    func=directional,
+    units="px",
+    params=(
+        Param("pooling_width", 32.0, 8.0, 128.0, "px", "width of each direction's pooling window; larger is steadier"),
+        *NOISE_MODEL,
+        Param("sigma_max", 10.0, 1.0, 20.0, "px", "largest blur reported"),
+    ),
+    halo_formula=halo,
+    align=BLOCK,
+    description=("Elliptical blur per pixel: how eight bands of frequency directions fall with re-blurring gives "
+                 "the blur along each, fitted by the ellipse's doubled-angle harmonics and scaled by the learned "
+                 "estimator's round blur; gives the major and minor sigma (px), the major axis's angle (degrees, "
+                 "0 along rows, counter-clockwise) and the round-equivalent sigma."),
+    limits=("directional benchmark (evaluation seeds): see docs/estimators/directional.md; texture oriented one "
+            "way (strokes, fibres) reads as elliptical blur along it"),
+    prepare=prepare_noise_model,
+    outputs=("sigma", "sigma_major", "sigma_minor", "angle_deg", "confidence"),
+))
