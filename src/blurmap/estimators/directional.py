@@ -229,29 +229,20 @@ def directional(image: np.ndarray, *, pooling_width: float, noise: float, shot_n
     round_sigma, confidence = learned(image, noise=noise, shot_noise=shot_noise, dark_level=dark_level)
     e1, e2, weights = direction_energies(image, noise, shot_noise, dark_level, pooling_width)
     a, b, c = fit_ellipse(direction_variances(e1, e2), weights * weights)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        share = np.clip(np.nan_to_num(np.hypot(b, c) / a), 0.0, MAX_SHARE)  # r / a: 0 round, towards 1 a line
     shape = np.shape(image)
-    share = upsample(np.where(weights.max(axis=-1) > MIN_CONFIDENCE, share, 0.0), shape)
+    known = (weights.max(axis=-1) > MIN_CONFIDENCE) & (a > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):  # the anisotropy r / a as a doubled-angle vector
+        cos2, sin2 = (upsample(np.where(known, v / a, 0.0), shape) for v in (b, c))
+    share = np.minimum(np.hypot(cos2, sin2), MAX_SHARE)  # 0 round, towards 1 a line
     ratio = np.sqrt((1 + share) / (1 - share))  # major / minor
     minor = round_sigma / np.sqrt(1 + ROUND_READS * (1 - 1 / ratio))
     major = np.minimum(ratio * minor, sigma_max)
     minor = np.minimum(minor, major)
-    rad = np.arctan2(c, b)
-    angle = np.mod(np.rad2deg(0.5 * np.arctan2(upsample(np.sin(rad), shape), upsample(np.cos(rad), shape))), 180.0)
+    angle = np.mod(np.rad2deg(0.5 * np.arctan2(sin2, cos2)), 180.0)
     with np.errstate(invalid="ignore"):
-        angle = np.where(np.isfinite(major) & (major >= ROUND_RATIO * minor), angle, np.nan).astype(np.float32)
+        angle = np.where(np.isfinite(major) & (ratio >= ROUND_RATIO), angle, np.nan).astype(np.float32)
     sigma = np.sqrt((major**2 + minor**2) / 2)
     return sigma, major, minor, angle, confidence
-
-
-def _upsample_angle(angle: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Return block angles (degrees, NaN unknown) at full resolution, interpolated in the doubled angle."""
-    known = np.isfinite(angle)
-    rad = np.deg2rad(2 * np.where(known, angle, 0.0))
-    cos2, sin2 = upsample(np.cos(rad), shape), upsample(np.sin(rad), shape)
-    out = np.mod(np.rad2deg(0.5 * np.arctan2(sin2, cos2)), 180.0).astype(np.float32)
-    return np.where(upsample(known.astype(np.float32), shape) >= 0.5, out, np.nan).astype(np.float32)
 
 
 ESTIMATOR = register(Estimator(
