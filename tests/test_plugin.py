@@ -472,3 +472,37 @@ def test_the_profile_dock_adds_a_tile_table_as_a_points_layers_features(make_nap
     np.testing.assert_allclose(points.features["median_nm"], [5 * r["median_px"] for r in want])
     np.testing.assert_array_equal(points.scale, layer.scale)
     assert viewer.layers.selection.active is layer and "6 tiles of 128 px" in dock.tiles_status.text()
+
+
+def test_the_directional_dock_lays_major_and_minor_layers_and_the_axes_and_the_profile_shows_both(
+        make_napari_viewer, qtbot, plugin):
+    from blurmap import blur_elliptical
+
+    yy, xx = np.mgrid[0:320, 0:384]
+    d = yy - 160.0
+    along, across = np.hypot(0.8, 0.03 * (d + 30)), np.hypot(0.8, 0.03 * (d - 30))
+    image = blur_elliptical(synthetic.dead_leaves((320, 384), seed=64), np.maximum(along, across),
+                            np.minimum(along, across), np.where(along >= across, 20.0, 110.0))
+    viewer = make_napari_viewer()
+    source = viewer.add_image(image, name="astig")
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Directional re-blur ratio (astigmatism)")
+    widget.image.value = source
+    _run_and_wait(qtbot, widget)
+    names = [layer.name for layer in viewer.layers]
+    assert {"astig sigma (directional)", "astig sigma_major (directional)", "astig sigma_minor (directional)",
+            "astig astigmatism axes (directional)"} <= set(names)
+    major = viewer.layers["astig sigma_major (directional)"].data
+    minor = viewer.layers["astig sigma_minor (directional)"].data
+    assert major.shape == image.shape and np.nanmedian(major) > np.nanmedian(minor)
+    axes = viewer.layers["astig astigmatism axes (directional)"]
+    assert len(axes.data) > 20 and axes.data.shape[1:] == (2, 2)
+    top, bottom = axes.data[axes.data[:, 0, 0] < 100], axes.data[axes.data[:, 0, 0] > 220]
+    # above the band the axis lies near 110 degrees (steep), below it near 20 degrees (flat)
+    assert np.median(np.abs(top[:, 1, 0])) > np.median(np.abs(top[:, 1, 1]))
+    assert np.median(np.abs(bottom[:, 1, 1])) > np.median(np.abs(bottom[:, 1, 0]))
+    assert "major / minor" in widget.status.value
+    _, dock = viewer.window.add_plugin_dock_widget(PLUGIN, "Focal profile")
+    viewer.layers.selection.active = viewer.layers["astig sigma (directional)"]
+    qtbot.waitUntil(lambda: dock.fit is not None, timeout=30_000)
+    labels = [line.get_label() for line in dock.figure.axes[0].get_lines()]
+    assert "major sigma, median" in labels and "minor sigma, median" in labels

@@ -18,6 +18,7 @@ import numpy as np
 
 from ._validate import as_2d_float
 from .analysis import figures
+from .analysis.astigmatism import astigmatism
 from .analysis.focal import focal, hough_focal_line, profile
 from .analysis.optics import SIGMA_LIMIT, check_geometry
 from .analysis.summary import TILE, errors, sharpest_row, thirds, tile_table
@@ -61,10 +62,12 @@ def _write_maps(outdir: Path, est, image: np.ndarray, sigma: np.ndarray, confide
 
 
 def outputs(outdir: Path, method: str, *extra: str) -> list[Path]:
-    """Return the files `profile` and `demo` write for `method` into `outdir` (extra names first)."""
+    """Return the files `profile` and `demo` write for `method` into `outdir` (extra names first, then a TIFF for each
+    further output of the method, e.g. sigma_major)."""
     return [outdir / name for name in extra] + [
         outdir / f"{kind}_{method}.{suffix}" for kind, suffix in
-        (("sigma", "tif"), ("confidence", "tif"), ("overlay", "png"), ("profile", "png"), ("summary", "json"))]
+        (("sigma", "tif"), ("confidence", "tif"), ("overlay", "png"), ("profile", "png"), ("summary", "json"))] + [
+        outdir / f"{name}_{method}.tif" for name in get(method).extra_outputs]
 
 
 def check_outputs(files: list[Path], overwrite: bool, inputs: tuple[Path, ...] = ()) -> None:
@@ -178,7 +181,8 @@ def profile_image(path: Path, outdir: Path, method: str | None, params: dict, ov
                   inputs=(path,))
     image = as_2d_float(read_image(path))  # grey float32; RGB becomes luminance with a warning
     start = time.perf_counter()
-    sigma, confidence = estimate(image, est.name, return_confidence=True, **params)  # checks before writing
+    maps = estimate(image, est.name, return_outputs=True, **params)  # checks before writing
+    sigma, confidence = maps["sigma"], maps["confidence"]
     seconds = time.perf_counter() - start
     outdir.mkdir(parents=True, exist_ok=True)
     summary = {"image": str(path), "method": est.name, "units": est.units, "label": est.label(),
@@ -198,6 +202,12 @@ def profile_image(path: Path, outdir: Path, method: str | None, params: dict, ov
         focal_fit = None
         summary["focal_line"] = None
         summary["note"] = "a relative score has no focal-plane model in px; use a px method for the focal line"
+    if "sigma_major" in maps:  # a directional method: the frame's astigmatism, across the focal line if found
+        line = summary["focal_line"]["fit"] if summary["focal_line"] else None
+        summary["astigmatism"] = astigmatism(maps["sigma_major"], maps["sigma_minor"], maps["angle_deg"],
+                                             fit if line and line["found"] else None).as_dict()
+    for name in est.extra_outputs:
+        _write_tiff(outdir / f"{name}_{est.name}.tif", maps[name], f"{name} ({est.output_unit(name)}), {est.name}")
     finite = sigma[np.isfinite(sigma)]
     _write_maps(outdir, est, image, sigma, confidence, f"{path.name}: {est.title} ({est.name})",
                 float(np.percentile(finite, 99.5)) if finite.size else 1.0, focal_fit,
@@ -291,6 +301,14 @@ def _print_profile(s: dict, outdir: Path) -> None:
                   f"in-focus sigma {o['floor']:.3g} {u}")
     else:
         print(f"  ({s['note']})")
+    if s.get("astigmatism"):
+        a = s["astigmatism"]
+        axis = f"major axis at {a['angle_deg']:.0f} deg" if a["angle_deg"] is not None else "round"
+        print(f"  astigmatism: major / minor {a['ratio']:.2f} (median), major - minor {a['difference_px']:.2f} px; {axis} "
+              f"({a['elongated_share']:.0f}% of pixels elongated)")
+        if a["turns"] is not None:
+            print(f"  across the focal line the axis goes from {a['angle_before_deg']:.0f} to {a['angle_after_deg']:.0f} "
+                  f"deg: {'it turns, as through an astigmatic focus' if a['turns'] else 'it does not turn'}")
     written = sorted(p.name for p in outdir.iterdir() if p.stem.endswith("_" + s["method"]))
     print(f"  wrote {outdir}/: {' '.join(written)}")
 

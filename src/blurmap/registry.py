@@ -263,7 +263,7 @@ def get(method: str | None) -> Estimator:
     >>> get("sharpness")
     Traceback (most recent call last):
     ...
-    ValueError: unknown method 'sharpness'; choose one of acutance, difference, gradient_ratio, learned, log, reblur_curve, reference
+    ValueError: unknown method 'sharpness'; choose one of acutance, difference, directional, gradient_ratio, learned, log, reblur_curve, reference
     """
     name = DEFAULT if method is None else method
     if not isinstance(name, str):

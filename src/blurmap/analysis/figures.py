@@ -91,13 +91,17 @@ def plane_axes(ax, curve: dict, unit: str = "px", pixel: tuple[float, str] | Non
     ax.legend(loc="upper right", fontsize=8)
 
 
-def profile_axes(ax, prof, fit, unit: str = "px", pixel: tuple[float, str] | None = None) -> None:
+def profile_axes(ax, prof, fit, unit: str = "px", pixel: tuple[float, str] | None = None,
+                 others: dict | None = None) -> None:
     """Draw a focal profile on matplotlib axes: median, quartile band, thirds and the focal line.
 
-    `pixel` (a px's size and its unit) adds distance and sigma axes in that unit.
+    `pixel` (a px's size and its unit) adds a sigma axis in that unit; `others` ({label: Profile})
+    adds the medians of further maps against the same line (a directional method's major and minor sigma).
     """
     ax.fill_between(prof.distance, prof.lower, prof.upper, alpha=0.3, label="25-75%")
     ax.plot(prof.distance, prof.median, lw=2, label="median")
+    for (label, other), style in zip((others or {}).items(), ("--", ":", "-.")):
+        ax.plot(other.distance, other.median, style, lw=1.5, label=f"{label}, median")
     for x in prof.thirds:
         ax.axvline(x, color="grey", ls="--", lw=1)
     lo, hi = float(prof.distance.min()), float(prof.distance.max())

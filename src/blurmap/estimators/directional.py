@@ -223,7 +223,9 @@ def directional(image: np.ndarray, *, pooling_width: float, noise: float, shot_n
     >>> maps = blurmap.estimate(image, "directional", return_outputs=True, noise=0, shot_noise=0)
     >>> sorted(maps)
     ['angle_deg', 'confidence', 'sigma', 'sigma_major', 'sigma_minor']
-    >>> bool(np.nanmedian(maps["sigma_major"]) > 1.5 * np.nanmedian(maps["sigma_minor"]))
+    >>> bool(np.nanmedian(maps["sigma_major"]) > 1.2 * np.nanmedian(maps["sigma_minor"]))
+    True
+    >>> bool(abs(np.nanmedian(maps["angle_deg"]) - 30.0) < 5.0)  # degrees, counter-clockwise from the rows
     True
     """
     round_sigma, confidence = learned(image, noise=noise, shot_noise=shot_noise, dark_level=dark_level)
@@ -261,8 +263,9 @@ ESTIMATOR = register(Estimator(
                  "the blur along each, fitted by the ellipse's doubled-angle harmonics and scaled by the learned "
                  "estimator's round blur; gives the major and minor sigma (px), the major axis's angle (degrees, "
                  "0 along rows, counter-clockwise) and the round-equivalent sigma."),
-    limits=("directional benchmark (evaluation seeds): see docs/estimators/directional.md; texture oriented one "
-            "way (strokes, fibres) reads as elliptical blur along it"),
+    limits=("on the directional benchmark's evaluation seeds the elongation is under-read (major sigma 0.5-0.8 px "
+            "RMSE, minor 0.3 px, angle within 3-8 degrees); texture oriented one way (strokes, fibres) reads up to "
+            "1.5 times elongated along it"),
     prepare=prepare_noise_model,
     outputs=("sigma", "sigma_major", "sigma_minor", "angle_deg", "confidence"),
 ))

@@ -102,3 +102,55 @@ def show_sigma_pyramid(viewer, source, pyramid):
                              blending="translucent", opacity=0.7, metadata=metadata, **_placement(source))
     _only_colorbar(viewer, layer)
     return layer
+
+
+VECTOR_SPACING = 24  # px of the image between the axes drawn over a directional map (at least 12 across it)
+AXIS_GAIN = 3.0  # an axis's length over the grid step, per unit of 1 - minor / major
+
+
+def axis_vectors(major: np.ndarray, minor: np.ndarray, angle_deg: np.ndarray, spacing: int) -> np.ndarray:
+    """Return napari Vectors data drawing the major axis on a grid: (N, 2, 2) start and projection (row, column).
+
+    Each line is centred on its grid point, along the axis (0 degrees along rows, counter-clockwise
+    as displayed), its length AXIS_GAIN x `spacing` x (1 - minor / major), at most 0.9 `spacing`:
+    none where the blur is round.
+    """
+    rows, cols = np.meshgrid(np.arange(spacing // 2, major.shape[0], spacing),
+                             np.arange(spacing // 2, major.shape[1], spacing), indexing="ij")
+    rows, cols = rows.ravel(), cols.ravel()
+    a, big, small = angle_deg[rows, cols], major[rows, cols], minor[rows, cols]
+    keep = np.isfinite(a) & np.isfinite(big) & np.isfinite(small) & (big > 0)
+    rows, cols, a, big, small = rows[keep], cols[keep], a[keep], big[keep], small[keep]
+    length = spacing * np.minimum(AXIS_GAIN * (1 - small / big), 0.9)
+    theta = np.deg2rad(a)
+    step = np.stack([-np.sin(theta), np.cos(theta)], axis=1) * length[:, None]
+    start = np.stack([rows, cols], axis=1) - step / 2
+    return np.stack([start, step], axis=1).astype(np.float32)
+
+
+def show_directional(viewer, source, outputs: dict, method: str, params: dict) -> list:
+    """Add the major and minor sigma layers and a Vectors layer of the major axis over `source`; return them.
+
+    The layers of an earlier run of the same method over the same source are replaced.
+    """
+    est = get(method)
+    placement = _placement(source)
+    added = []
+    limits = contrast_limits(outputs["sigma_major"], "px")
+    for name in ("sigma_major", "sigma_minor"):
+        layer_title = f"{source.name} {name} ({method})"
+        if layer_title in viewer.layers:
+            viewer.layers.remove(layer_title)
+        added.append(viewer.add_image(outputs[name], name=layer_title, colormap=COLORMAP, contrast_limits=limits,
+                                      blending="translucent", opacity=0.7, visible=False,
+                                      metadata=_metadata(source, method, est.output_unit(name), params,
+                                                         outputs["confidence"], output=name), **placement))
+    spacing = max(4, min(VECTOR_SPACING, min(outputs["sigma_major"].shape) // 12))
+    vectors = axis_vectors(outputs["sigma_major"], outputs["sigma_minor"], outputs["angle_deg"], spacing)
+    title = f"{source.name} astigmatism axes ({method})"
+    if title in viewer.layers:
+        viewer.layers.remove(title)
+    added.append(viewer.add_vectors(vectors, name=title, edge_color="cyan", edge_width=max(1.0, spacing / 12),
+                                    vector_style="line", metadata={"blurmap_axes": {"spacing_px": spacing}},
+                                    **{k: v for k, v in placement.items()}))
+    return added

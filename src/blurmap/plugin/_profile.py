@@ -59,10 +59,17 @@ def _tile_points(sigma: np.ndarray, confidence, tile: int, pixel: tuple[float, s
     return centres, features, colours
 
 
-def _fit(sigma: np.ndarray):
-    """Return (focal fit, profile) of a sigma map (px), in a worker thread; a profile only where a band is found."""
+def _fit(sigma: np.ndarray, others: dict | None = None):
+    """Return (focal fit, profile, {name: profile of each other map}) of a sigma map (px), in a worker thread.
+
+    Profiles only where a band is found; `others` are further maps of the same shape (a
+    directional method's major and minor sigma), profiled against the same line.
+    """
     fit = focal(sigma)
-    return fit, (profile(sigma, fit) if fit.found else None)
+    if not fit.found:
+        return fit, None, {}
+    return fit, profile(sigma, fit), {name: profile(np.asarray(m, dtype=np.float64), fit)
+                                      for name, m in (others or {}).items()}
 
 
 class FocalProfileDock(QWidget):
@@ -217,7 +224,10 @@ class FocalProfileDock(QWidget):
         factor = layer.data[0].shape[-1] / sigma.shape[-1] if layer.multiscale else 1.0
         self._request = request = object()
         self.status.setText(f"{layer.name}: fitting the focal line ...")
-        worker = create_worker(_fit, sigma, _start_thread=False,
+        extra = layer.metadata["blurmap"].get("outputs") or {}
+        others = {name.replace("sigma_", "") + " sigma": extra[name] for name in ("sigma_major", "sigma_minor")
+                  if name in extra and not layer.multiscale}
+        worker = create_worker(_fit, sigma, others, _start_thread=False,
                                _connect={"errored": lambda err: self._fit_failed(request, layer, err)})
         worker.returned.connect(lambda result: self._show(request, layer, unit, sigma.shape, factor, *result))
         worker.start()
@@ -228,7 +238,7 @@ class FocalProfileDock(QWidget):
             self.status.setText(f"{layer.name}: {err}")
 
     def _show(self, request, layer, unit: str, shape: tuple[int, int], factor: float, fit: FocalFit,
-              prof) -> None:
+              prof, others: dict) -> None:
         """Show a fit the worker made, unless another layer was selected meanwhile."""
         if request is not self._request or layer not in self._viewer.layers:
             return
@@ -246,7 +256,7 @@ class FocalProfileDock(QWidget):
         self._factor = factor
         self._pixel = pixel_size(layer)
         self.figure.clear()
-        profile_axes(self.figure.add_subplot(), prof, fit, unit, self._pixel)
+        profile_axes(self.figure.add_subplot(), prof, fit, unit, self._pixel, others)
         self.canvas.draw_idle()
         note = f"; fitted on the overview, distances in its px ({factor:g} px each)" if factor != 1 else ""
         self._said = f"{layer.name}: R² {fit.r_squared:.2f}, RMSE {fit.rmse:.2f} {unit}{note}"
