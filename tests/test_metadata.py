@@ -108,3 +108,14 @@ def test_the_napari_reader_strides_a_stack_along_y_and_x_only(tmp_path, monkeypa
     [(data, meta, _)] = _reader.get_reader(str(path))(str(path))
     assert [d.shape for d in data] == [(3, 400, 300), (3, 200, 150)] and meta["axis_labels"] == ("z", "y", "x")
     np.testing.assert_array_equal(np.asarray(data[1]), stack[:, ::2, ::2])
+
+
+def test_blurmap_estimate_keeps_an_fei_tiffs_pixel_size_in_the_ome_zarr_it_writes(tmp_path):
+    import zarr
+
+    image = synthetic.sem_sample((200, 240), seed=2)[0]
+    path = _write(tmp_path / "fei.tif", image, extratags=[(34682, "s", 0, FEI, True)])
+    assert main(["estimate", str(path), str(tmp_path / "map.zarr"), "--method", "gradient_ratio"]) == 0
+    ms = zarr.open_group(str(tmp_path / "map.zarr"), mode="r").attrs["multiscales"][0]
+    assert ms["axes"][-1]["unit"] == "nanometer"
+    assert ms["datasets"][0]["coordinateTransformations"][0]["scale"] == [2.5, 2.5]

@@ -16,11 +16,13 @@ from .. import __version__
 from ..engine import DEFAULT_CHUNK, lazy_maps
 from ..registry import get_blind
 from . import formats as io
+from .metadata import read_geometry
 from .pyramid import halve, nanmean, pyramid_shapes
 
 __all__ = ["estimate_file"]
 
 TIFF_TILE = 256  # px; tile side of TIFF output
+OME_UNITS = {"nm": "nanometer", "um": "micrometer"}  # blurmap.io.metadata's units as OME-NGFF names them
 BAND_BLOCKS = 32  # blocks per core in each band computed at once on local threads
 BLOCK_LEVELS = 2  # pyramid levels below full resolution that each block writes itself (its chunks a multiple of 4)
 # Blosc LZ4 (level 1, byte shuffle): fast enough to cost less than the bytes it saves; zarr's
@@ -473,6 +475,10 @@ def estimate_file(source: Path, output: Path, method: str | None = None, params:
 def _estimate_claimed(source: Path, output: Path, est, params: dict, chunk: int, client, progress) -> dict:
     """Do estimate_file's work once the output is claimed."""
     src = io.open_image(source)
+    if src.unit is None:  # a TIFF whose vendor tags (or resolution) give the pixel size: the map keeps it
+        found = read_geometry(source)
+        if found is not None:
+            src = src._replace(scale=(found.pixel_size,) * 2, unit=OME_UNITS.get(found.unit, found.unit))
     image = src.levels[0]
     lead = src.stack_shape
     if lead and output.suffix.lower() != ".zarr":
