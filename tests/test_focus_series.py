@@ -80,3 +80,28 @@ def test_an_rgb_image_is_refused_as_a_focus_series_before_any_map():
     # (Y, X, 3) used to be mapped as one colour image, then refused by the fit as "shape (Y, X)"
     with pytest.raises(ValueError, match="one RGB"):
         focus_series(np.random.default_rng(0).random((64, 64, 3)), z_step=1.0)
+
+
+def test_the_relative_fit_keeps_a_height_steps_edge_where_the_sigma_maps_blend_it():
+    yy, xx = np.mgrid[0:192, 0:192] / 191
+    h = np.where(xx < 0.5, 2.0, 5.0)  # a step of three planes across the middle
+    sharp = synthetic.dead_leaves((192, 192), seed=405)
+    stack = np.stack([blur(sharp, np.hypot(0.6, 0.8 * (i - h)).astype(np.float32)) for i in range(8)])
+    near = (slice(24, -24), slice(80, 112))  # 16 px either side of the edge
+    by_sigma = focus_series(stack, z_step=1.0)
+    relative = focus_series(stack, z_step=1.0, fit="relative")
+    err_sigma = np.sqrt(np.nanmean((by_sigma.height - h)[near] ** 2))
+    err_relative = np.sqrt(np.nanmean((relative.height - h)[near] ** 2))
+    assert err_relative < 0.6 * err_sigma, (err_relative, err_sigma)
+    assert np.isnan(relative.floor).all() and np.nanmedian(relative.slope) == pytest.approx(0.8, abs=0.15)
+
+
+def test_the_relative_fit_takes_no_estimator_and_refuses_holes():
+    with pytest.raises(ValueError, match="takes no method"):
+        focus_series(np.ones((4, 32, 32)), 1.0, "learned", fit="relative")
+    with pytest.raises(ValueError, match="fit must be one of"):
+        focus_series(np.ones((4, 32, 32)), 1.0, fit="parabola")
+    stack = np.random.default_rng(0).random((4, 32, 32))
+    stack[1, 3, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        focus_series(stack, 1.0, fit="relative")

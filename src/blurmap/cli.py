@@ -233,28 +233,33 @@ def _write_csv(path, rows: list[dict]) -> None:
 
 
 def focus_series_files(path: Path, outdir: Path, z_step: float, unit: str, method: str | None, params: dict,
-                       overwrite: bool = False) -> dict:
+                       overwrite: bool = False, fit_kind: str = "sigma") -> dict:
     """Fit a focus series (a multi-page TIFF, one focus position a page); write the height map, its confidence,
     the all-in-focus image and a JSON summary; return the summary. Nothing is written before the input is checked.
     """
     from .analysis.focus_series import focus_series
 
     est = get_blind(method)
-    files = [outdir / f"{kind}_{est.name}.{suffix}" for kind, suffix in
+    tag = est.name if fit_kind == "sigma" else "relative"  # the files say how the heights were found
+    files = [outdir / f"{kind}_{tag}.{suffix}" for kind, suffix in
              (("height", "tif"), ("height_confidence", "tif"), ("all_in_focus", "tif"), ("focus_summary", "json"))]
     check_outputs(files, overwrite, inputs=(path,))
     stack = read_image(path)
     if stack.ndim != 3:
         raise ValueError(f"{path} has shape {stack.shape}: a focus series is a (Z, Y, X) multi-page TIFF")
     start = time.perf_counter()
-    fit = focus_series(stack, z_step, est.name, **params)  # checks the step and the planes before writing
+    if fit_kind == "relative":  # no plane is mapped: no estimator
+        fit = focus_series(stack, z_step, fit="relative", **params)  # checks before writing
+    else:
+        fit = focus_series(stack, z_step, est.name, **params)  # checks the step and the planes before writing
     seconds = time.perf_counter() - start
     outdir.mkdir(parents=True, exist_ok=True)
     _write_tiff(files[0], fit.height, f"height of best focus, {unit}, from the first plane ({est.name})")
     _write_tiff(files[1], fit.confidence, "confidence of the height, 0 to 1")
     _write_tiff(files[2], fit.all_in_focus, "all-in-focus composite: each pixel from the plane nearest its height")
     known = np.isfinite(fit.height)
-    summary = {"image": str(path), "method": est.name, "planes": int(stack.shape[0]), "z_step": z_step, "unit": unit,
+    summary = {"image": str(path), "method": est.name if fit_kind == "sigma" else None, "fit": fit_kind,
+               "planes": int(stack.shape[0]), "z_step": z_step, "unit": unit,
                "shape": list(fit.height.shape), "seconds": round(seconds, 3), "unknown": float(1 - known.mean()),
                "height": {q: float(np.percentile(fit.height[known], v)) if known.any() else None
                           for q, v in (("min", 0), ("median", 50), ("max", 100))}}
@@ -264,7 +269,8 @@ def focus_series_files(path: Path, outdir: Path, z_step: float, unit: str, metho
 
 def _print_focus(s: dict, outdir: Path) -> None:
     h, u = s["height"], s["unit"]
-    print(f"blurmap focus-series: {s['method']} on {s['image']} ({s['planes']} planes {s['z_step']:g} {u} apart, "
+    how = s["method"] if s["fit"] == "sigma" else "relative blur of adjacent planes"
+    print(f"blurmap focus-series: {how} on {s['image']} ({s['planes']} planes {s['z_step']:g} {u} apart, "
           f"{s['shape'][0]} x {s['shape'][1]} px, {s['seconds']:.2f} s)")
     if h["median"] is None:
         print("  no pixel has its best focus within the series")
@@ -562,6 +568,10 @@ def main(argv: list[str] | None = None) -> int:
                          help="the focus step between pages, in --unit (heights come in it)")
     p_focus.add_argument("--unit", default="um", help="the focus step's unit (default um)")
     p_focus.add_argument("--method", default=DEFAULT, choices=blind, help=METHOD_HELP)
+    p_focus.add_argument("--fit", default="sigma", choices=("sigma", "relative"),
+                         help="sigma (default): each plane mapped by --method, robust to noise; relative: the blur "
+                              "between adjacent planes, a few px of reach (height steps keep their edges), for clean "
+                              "series")
     p_focus.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                          help="an estimator parameter (repeatable); 'none' lets it be estimated")
     p_focus.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in OUTDIR")
@@ -630,7 +640,7 @@ def _run(args) -> int:
     try:
         if args.command == "focus-series":
             summary = focus_series_files(args.stack, args.outdir, args.z_step, args.unit, args.method,
-                                         parse_params(args.param), args.overwrite)
+                                         parse_params(args.param), args.overwrite, args.fit)
             _print_focus(summary, args.outdir)
             return 0
         if args.command == "profile":

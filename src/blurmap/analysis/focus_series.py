@@ -10,21 +10,35 @@ lies more than half a step beyond the series: a minimum outside it is extrapolat
 s0**2 = c - b**2 / 4a, k = sqrt(a). The height lands between planes, to a fraction of the step,
 where the per-pixel arg-min of sigma (what most extended-depth-of-field tools do) can only name a
 plane.
+
+That parabola is fitted, by default, to sigma maps of each plane (``fit="sigma"``, any
+estimator). ``fit="relative"`` needs no estimator: between adjacent planes of one field the
+texture is the same, so how much the sharper plane must be re-blurred for its local gradient
+energy to match the blurrier one's gives the difference of their variances,
+sigma_(i+1)**2 - sigma_i**2 = k**2 (2 (i - h) + 1), texture-free and over a few px only (the
+depth-from-defocus principle); a line through those differences over the planes near the
+sharpest gives h where it crosses zero (less half a step), and k. It keeps a height step's edge
+within a few px where a sigma map's reach (16-60 px) blends the two sides over its width.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 
 from .optics import check_positive
 
-__all__ = ["FocusSeries", "focus_series", "fit_focus"]
+__all__ = ["FocusSeries", "focus_series", "fit_focus", "fit_relative", "relative_blur"]
 
 WINDOW = 3  # planes either side of each pixel's sharpest that its parabola is fitted to
 SIGMA_FLOOR = 0.3  # px; sigma below this counts as this in the weights (no plane weighs without bound)
 CONF_RESIDUAL = 0.3  # px of RMS residual (in sigma) at which the confidence halves
+FITS = ("sigma", "relative")  # how focus_series fits: sigma maps per plane, or relative blur between planes
+ENERGY_WINDOW = 2.0  # px; the Gaussian window of the local gradient energies fit="relative" matches
+REBLUR_LADDER = np.linspace(0.0, 4.0, 41)  # px; the re-blurs tried (a step of at most 16 px**2 of variance)
+HEIGHT_MEDIAN = 15  # px; the relative fit's heights are the median over this square (outliers of flat areas)
 
 
 @dataclass(frozen=True)
@@ -125,7 +139,138 @@ def fit_focus(sigma: np.ndarray, z_step: float, confidence: np.ndarray | None = 
                        sharpest, float(z_step))
 
 
-def focus_series(stack, z_step: float, method: str | None = None, **params) -> FocusSeries:
+@cache
+def _noise_energy(d: float) -> float:
+    """Return the gradient energy (central differences) unit white noise keeps after a re-blur by d px."""
+    from scipy import ndimage as ndi
+
+    from ..noise import impulse_response
+
+    g = impulse_response(lambda x: ndi.gaussian_filter(x, d) if d > 0 else x, int(4 * max(d, 1.0) + 4))
+    gy, gx = np.gradient(g)
+    return float((gy * gy + gx * gx).sum())
+
+
+def _energies(plane: np.ndarray, noise_var: float) -> np.ndarray:
+    """Return the local gradient energy of `plane` re-blurred by each of REBLUR_LADDER (d, Y, X), noise removed."""
+    from scipy import ndimage as ndi
+
+    out = []
+    for d in REBLUR_LADDER:
+        g = ndi.gaussian_filter(plane, d) if d > 0 else plane
+        gy, gx = np.gradient(g)
+        out.append(np.maximum(ndi.gaussian_filter(gy * gy + gx * gx, ENERGY_WINDOW) - noise_var * _noise_energy(d),
+                              0.0))
+    return np.stack(out)
+
+
+def relative_blur(sharper: np.ndarray, blurrier: np.ndarray) -> np.ndarray:
+    """Return sigma_b**2 - sigma_a**2 (px**2) per pixel between two planes of one field, from their (d, Y, X) energies.
+
+    Parameters
+    ----------
+    sharper, blurrier : ndarray
+        (d, Y, X) local gradient energies of the two planes at each re-blur of REBLUR_LADDER
+        (as ``_energies`` makes them); which is sharper may change from pixel to pixel.
+
+    Returns
+    -------
+    ndarray
+        px**2: positive where the second plane is the blurrier, negative where the first is;
+        the re-blur d at which the sharper one's energy falls to the other's, squared.
+
+    Examples
+    --------
+    >>> from scipy import ndimage as ndi
+    >>> from blurmap import synthetic
+    >>> sharp = synthetic.dead_leaves((96, 96), seed=2).astype(np.float64)
+    >>> a, b = ndi.gaussian_filter(sharp, 1.0), ndi.gaussian_filter(sharp, 2.0)
+    >>> delta = relative_blur(_energies(a, 0.0), _energies(b, 0.0))
+    >>> bool(abs(np.median(delta[16:-16, 16:-16]) - 3.0) < 0.3)  # 2**2 - 1**2
+    True
+    """
+    out = np.zeros(sharper.shape[1:])
+    for sign, ladder, target in ((1.0, sharper, blurrier[0]), (-1.0, blurrier, sharper[0])):
+        below = ladder <= target[None]
+        first = np.argmax(below, axis=0)
+        found = below.any(axis=0) & (first > 0)
+        i0, i1 = np.maximum(first - 1, 0), first
+        e0 = np.take_along_axis(ladder, i0[None], 0)[0]
+        e1 = np.take_along_axis(ladder, i1[None], 0)[0]
+        u = np.clip((e0 - target) / np.maximum(e0 - e1, 1e-300), 0.0, 1.0)
+        d = REBLUR_LADDER[i0] + u * (REBLUR_LADDER[i1] - REBLUR_LADDER[i0])
+        this_side = (blurrier[0] < sharper[0]) if sign > 0 else (sharper[0] <= blurrier[0])
+        out = np.where(found & this_side, sign * d * d, out)
+    return out
+
+
+def fit_relative(stack: np.ndarray, z_step: float) -> FocusSeries:
+    """Return the height map of a focus series from the relative blur of adjacent planes (no estimator).
+
+    Parameters
+    ----------
+    stack : ndarray
+        (Z, Y, X): the same field at focus positions z_step apart, at least 3 planes.
+    z_step : float
+        The focus step, in any unit (the heights come in it), > 0.
+
+    Returns
+    -------
+    FocusSeries
+        ``height`` (from the first plane; NaN where no line crosses zero within the series),
+        ``confidence`` (from the line's residual against the differences), ``all_in_focus``,
+        ``slope`` (k, px per unit of z); ``floor`` is NaN (relative blur gives no absolute
+        sigma; ``fit="sigma"`` does), ``sharpest`` (the plane where blur stops falling).
+
+    Examples
+    --------
+    >>> import blurmap
+    >>> from blurmap import synthetic
+    >>> sharp = synthetic.dead_leaves((96, 96), seed=3)
+    >>> planes = [blurmap.blur(sharp, np.full((96, 96), np.hypot(0.6, 0.9 * (i - 2.4)), np.float32))
+    ...           for i in range(6)]
+    >>> fit = fit_relative(np.stack(planes), z_step=0.5)
+    >>> bool(abs(np.nanmedian(fit.height) - 1.2) < 0.1)  # 2.4 steps of 0.5
+    True
+    """
+    from scipy import ndimage as ndi
+
+    from ..noise import estimate_noise
+
+    check_positive("z_step", z_step)
+    stack = np.asarray(stack, dtype=np.float64)
+    if stack.ndim != 3 or stack.shape[0] < 3:
+        raise ValueError(f"a focus series needs (Z, Y, X) planes, at least 3, got shape {stack.shape}")
+    if not np.isfinite(stack).all():
+        raise ValueError("the focus series holds NaN or infinite pixels; the relative fit needs every pixel")
+    n = stack.shape[0]
+    energies = [_energies(p, estimate_noise(p) ** 2) for p in stack]
+    deltas = np.stack([relative_blur(energies[i], energies[i + 1]) for i in range(n - 1)])  # (n - 1, Y, X)
+    i = np.arange(n - 1, dtype=np.float64)[:, None, None]
+    rising = deltas > 0
+    cross = np.where(rising.any(axis=0), np.argmax(rising, axis=0), n - 1)  # the first pair whose blur rises
+    w = (np.abs(i - cross[None]) <= WINDOW).astype(np.float64)
+    sw, si, sii = w.sum(0), (w * i).sum(0), (w * i * i).sum(0)
+    sy, siy = (w * deltas).sum(0), (w * i * deltas).sum(0)
+    det = sw * sii - si * si
+    with np.errstate(divide="ignore", invalid="ignore"):
+        alpha = (sw * siy - si * sy) / det  # 2 k**2
+        beta = (sii * sy - si * siy) / det  # k**2 (1 - 2 h)
+        plane_of = np.where(alpha > 0, 0.5 - beta / alpha, np.nan)
+        residual = np.sqrt((w * (deltas - alpha * i - beta) ** 2).sum(0) / np.maximum(sw, 1.0))
+    ok = np.isfinite(plane_of) & (plane_of >= -0.5) & (plane_of <= n - 0.5) & (sw >= 2)
+    filled = np.where(ok, plane_of, np.nanmedian(plane_of[ok]) if ok.any() else 0.0)
+    plane_of = np.where(ndi.minimum_filter(ok, size=3), ndi.median_filter(filled, size=HEIGHT_MEDIAN), np.nan)
+    with np.errstate(invalid="ignore"):
+        confidence = np.where(np.isfinite(plane_of), 1.0 / (1.0 + (residual / np.maximum(alpha, 1e-12)) ** 2), 0.0)
+        slope = np.where(np.isfinite(plane_of), np.sqrt(np.maximum(alpha, 0.0) / 2) / z_step, np.nan)
+    sharpest = np.clip(np.rint(np.nan_to_num(plane_of, nan=0.0)), 0, n - 1).astype(int)
+    composite = np.take_along_axis(stack, sharpest[None], axis=0)[0].astype(np.float32)
+    return FocusSeries((plane_of * z_step).astype(np.float32), confidence.astype(np.float32), composite,
+                       np.full(plane_of.shape, np.nan, np.float32), slope.astype(np.float32), sharpest, float(z_step))
+
+
+def focus_series(stack, z_step: float, method: str | None = None, *, fit: str = "sigma", **params) -> FocusSeries:
     """Return the height map, its confidence and the all-in-focus image of a focus series.
 
     Parameters
@@ -135,9 +280,13 @@ def focus_series(stack, z_step: float, method: str | None = None, **params) -> F
     z_step : float
         The focus step, in any unit (the heights come in it).
     method : str, optional
-        The estimator each plane is mapped with (the default one if None).
+        The estimator each plane is mapped with (the default one if None), for ``fit="sigma"``.
+    fit : {"sigma", "relative"}
+        "sigma": each pixel's parabola fitted to the planes' sigma maps (`method`); "relative":
+        to the relative blur of adjacent planes (:func:`fit_relative`, no estimator, a few px
+        of reach: height steps keep their edges).
     **params
-        Its parameters.
+        The estimator's parameters.
 
     Returns
     -------
@@ -164,11 +313,17 @@ def focus_series(stack, z_step: float, method: str | None = None, **params) -> F
     from ..engine import estimate
 
     check_positive("z_step", z_step)  # before the maps, which cost
+    if fit not in FITS:
+        raise ValueError(f"fit must be one of {', '.join(FITS)}, not {fit!r}")
     stack = np.asarray(stack)
     if stack.ndim != 3 or stack.shape[0] < 3:
         raise ValueError(f"a focus series is a (Z, Y, X) stack of at least 3 planes, got shape {stack.shape}")
     if stack.shape[-1] in (3, 4):  # estimate would read it as one colour image, not planes
         raise ValueError(f"a focus series is a (Z, Y, X) stack; shape {stack.shape} is one RGB(A) image, "
                          "colour channels last")
+    if fit == "relative":
+        if method is not None or params:
+            raise ValueError('fit="relative" maps no plane: it takes no method or estimator parameters')
+        return fit_relative(stack, z_step)
     sigma, conf = estimate(stack, method, return_confidence=True, **params)
     return fit_focus(sigma, z_step, conf, stack)

@@ -8,7 +8,7 @@ from magicgui.widgets import ComboBox, Container, FloatSpinBox, Label, PushButto
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 
-from ..analysis.focus_series import focus_series
+from ..analysis.focus_series import FITS, focus_series
 
 UNITS = ("nm", "um", "mm")  # the focus step's unit, as napari spells it
 
@@ -24,11 +24,15 @@ class FocusSeriesDock(Container):
                                    tooltip="the focus change between planes; heights come in its unit, from the first "
                                            "plane")
         self.unit = ComboBox(name="unit", label="unit", choices=list(UNITS), value="um")
+        self.fit = ComboBox(name="fit", label="fit", choices=list(FITS), value="sigma",
+                            tooltip="sigma: each plane mapped by the default estimator (robust to noise); relative: "
+                                    "the blur between adjacent planes, a few px of reach (height steps keep their "
+                                    "edges; for clean series)")
         self.run_button = PushButton(name="run", text="Run",
                                      tooltip="map every plane and fit each pixel's best focus, in a worker thread")
         self.status = Label(name="status", value="")
         self.status.native.setWordWrap(True)
-        self.extend([self.image, self.z_step, self.unit, self.run_button, self.status])
+        self.extend([self.image, self.z_step, self.unit, self.fit, self.run_button, self.status])
         self.worker = None
         self.run_button.changed.connect(self.run)
 
@@ -45,7 +49,7 @@ class FocusSeriesDock(Container):
         self.run_button.enabled = False
         self.status.value = f"mapping {layer.data.shape[0]} planes of {layer.name} ..."
         # the layer's data as it is (a dask stack is read in the worker, never on the GUI thread)
-        self.worker = create_worker(focus_series, layer.data, step, _start_thread=False,
+        self.worker = create_worker(focus_series, layer.data, step, fit=self.fit.value, _start_thread=False,
                                     _connect={"errored": self._errored})
         self.worker.returned.connect(lambda fit: self._done(layer, unit, fit))
         self.worker.finished.connect(lambda: setattr(self.run_button, "enabled", True))
