@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 from scipy.optimize import least_squares
 
+from .line import distance_map
 from .optics import SIGMA_LIMIT, TiltOptics, check_geometry, tilt_optics
 from .summary import sharpest_row
 
@@ -198,36 +199,6 @@ class Profile:
     def as_dict(self) -> dict:
         """Return the profile as plain lists (for JSON)."""
         return {k: (v.tolist() if isinstance(v, np.ndarray) else list(v)) for k, v in asdict(self).items()}
-
-
-def distance_map(shape: tuple[int, int], fit: FocalFit) -> np.ndarray:
-    """Return each pixel's signed distance (px) from the fitted focal line.
-
-    Parameters
-    ----------
-    shape : tuple of int
-        px; the map's (rows, columns).
-    fit : FocalFit
-        The line.
-
-    Returns
-    -------
-    ndarray
-        float64, px; negative above the line as displayed.
-
-    Examples
-    --------
-    >>> import blurmap
-    >>> from blurmap import synthetic
-    >>> fit = blurmap.focal(synthetic.tilted_focal_plane((101, 120), position=0.5, angle_deg=0.0))
-    >>> d = distance_map((101, 120), fit)
-    >>> round(float(d[0, 60])), round(float(d[100, 60]))
-    (-50, 50)
-    """
-    h, w = shape
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-    a = np.deg2rad(fit.angle_deg)
-    return (yy - fit.row_at_centre) * np.cos(a) - (xx - (w - 1) / 2) * np.sin(a)
 
 
 def profile(sigma_map: np.ndarray, fit: FocalFit | None = None, bins: int = 40) -> Profile:

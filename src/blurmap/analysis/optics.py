@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .line import distance_map
+
 __all__ = ["TiltOptics", "tilt_optics", "defocus_map", "check_geometry", "check_positive"]
 
 SIGMA_LIMIT = 1.0  # px; the blur at which the depth of field ends, unless the user sets another
@@ -181,6 +183,5 @@ def defocus_map(shape: tuple[int, int], fit, pixel_size: float, tilt_deg: float)
     >>> float(z[10, 0]), round(float(z[20, 0]), 6)
     (0.0, 20.0)
     """
-    from .focal import distance_map
 
     return (distance_map(shape, fit) * pixel_size * np.tan(np.deg2rad(tilt_deg))).astype(np.float32)
