@@ -17,8 +17,11 @@ texture is the same, so how much the sharper plane must be re-blurred for its lo
 energy to match the blurrier one's gives the difference of their variances,
 sigma_(i+1)**2 - sigma_i**2 = k**2 (2 (i - h) + 1), texture-free and over a few px only (the
 depth-from-defocus principle); a line through those differences over the planes near the
-sharpest gives h where it crosses zero (less half a step), and k. It keeps a height step's edge
-within a few px where a sigma map's reach (16-60 px) blends the two sides over its width.
+sharpest gives h where it crosses zero (less half a step), and k. The energy window is tried
+where it is and moved 2 px each way, and the line that fits its differences best is kept (as
+Kuwahara's filter keeps the most uniform of its windows): beside a height step one of them lies on
+one side only. It keeps a step's edge within a few px where a sigma map's reach (16-60 px)
+blends the two sides over its width.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ FITS = ("sigma", "relative")  # how focus_series fits: sigma maps per plane, or 
 ENERGY_WINDOW = 2.0  # px; the Gaussian window of the local gradient energies fit="relative" matches
 REBLUR_LADDER = np.linspace(0.0, 4.0, 41)  # px; the re-blurs tried (a step of at most 16 px**2 of variance)
 HEIGHT_MEDIAN = 15  # px; the relative fit's heights are the median over this square (outliers of flat areas)
+WINDOW_SHIFT = 2  # px; the relative fit also tries the energy window moved this far up, down, left and right
+WINDOW_SHIFTS = ((0, 0), (WINDOW_SHIFT, 0), (-WINDOW_SHIFT, 0), (0, WINDOW_SHIFT), (0, -WINDOW_SHIFT))
 
 
 @dataclass(frozen=True)
@@ -161,7 +166,7 @@ def _energies(plane: np.ndarray, noise_var: float) -> np.ndarray:
         gy, gx = np.gradient(g)
         out.append(np.maximum(ndi.gaussian_filter(gy * gy + gx * gx, ENERGY_WINDOW) - noise_var * _noise_energy(d),
                               0.0))
-    return np.stack(out)
+    return np.stack(out).astype(np.float32)
 
 
 def relative_blur(sharper: np.ndarray, blurrier: np.ndarray) -> np.ndarray:
@@ -197,11 +202,36 @@ def relative_blur(sharper: np.ndarray, blurrier: np.ndarray) -> np.ndarray:
         i0, i1 = np.maximum(first - 1, 0), first
         e0 = np.take_along_axis(ladder, i0[None], 0)[0]
         e1 = np.take_along_axis(ladder, i1[None], 0)[0]
-        u = np.clip((e0 - target) / np.maximum(e0 - e1, 1e-300), 0.0, 1.0)
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # a flat step: u is clipped anyway
+            u = np.clip(np.nan_to_num((e0 - target) / (e0 - e1), nan=0.0, posinf=1.0), 0.0, 1.0)
         d = REBLUR_LADDER[i0] + u * (REBLUR_LADDER[i1] - REBLUR_LADDER[i0])
         this_side = (blurrier[0] < sharper[0]) if sign > 0 else (sharper[0] <= blurrier[0])
         out = np.where(found & this_side, sign * d * d, out)
     return out
+
+
+def _line_fit(deltas: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (plane of best focus, 2 k**2, misfit) per pixel from the differences of adjacent planes' variances.
+
+    A line alpha i + beta is fitted to deltas (n - 1, Y, X) over the pairs within WINDOW of the
+    first whose blur rises; it crosses zero at i = h - 1/2. The misfit is the line's RMS residual
+    over its slope (in planes); NaN and inf where no line rises.
+    """
+    i = np.arange(deltas.shape[0], dtype=np.float64)[:, None, None]
+    rising = deltas > 0
+    cross = np.where(rising.any(axis=0), np.argmax(rising, axis=0), deltas.shape[0])
+    w = (np.abs(i - cross[None]) <= WINDOW).astype(np.float64)
+    sw, si, sii = w.sum(0), (w * i).sum(0), (w * i * i).sum(0)
+    sy, siy = (w * deltas).sum(0), (w * i * deltas).sum(0)
+    det = sw * sii - si * si
+    with np.errstate(divide="ignore", invalid="ignore"):
+        alpha = (sw * siy - si * sy) / det  # 2 k**2
+        beta = (sii * sy - si * siy) / det  # k**2 (1 - 2 h)
+        plane = 0.5 - beta / alpha
+        good = (alpha > 0) & (sw >= 2) & (plane >= -0.5) & (plane <= deltas.shape[0] + 0.5)  # within the series
+        plane = np.where(good, plane, np.nan)
+        misfit = np.sqrt((w * (deltas - alpha * i - beta) ** 2).sum(0) / np.maximum(sw, 1.0)) / alpha
+    return plane, alpha, np.where(good, misfit, np.inf)
 
 
 def fit_relative(stack: np.ndarray, z_step: float) -> FocusSeries:
@@ -244,25 +274,29 @@ def fit_relative(stack: np.ndarray, z_step: float) -> FocusSeries:
     if not np.isfinite(stack).all():
         raise ValueError("the focus series holds NaN or infinite pixels; the relative fit needs every pixel")
     n = stack.shape[0]
-    energies = [_energies(p, estimate_noise(p) ** 2) for p in stack]
-    deltas = np.stack([relative_blur(energies[i], energies[i + 1]) for i in range(n - 1)])  # (n - 1, Y, X)
-    i = np.arange(n - 1, dtype=np.float64)[:, None, None]
-    rising = deltas > 0
-    cross = np.where(rising.any(axis=0), np.argmax(rising, axis=0), n - 1)  # the first pair whose blur rises
-    w = (np.abs(i - cross[None]) <= WINDOW).astype(np.float64)
-    sw, si, sii = w.sum(0), (w * i).sum(0), (w * i * i).sum(0)
-    sy, siy = (w * deltas).sum(0), (w * i * deltas).sum(0)
-    det = sw * sii - si * si
-    with np.errstate(divide="ignore", invalid="ignore"):
-        alpha = (sw * siy - si * sy) / det  # 2 k**2
-        beta = (sii * sy - si * siy) / det  # k**2 (1 - 2 h)
-        plane_of = np.where(alpha > 0, 0.5 - beta / alpha, np.nan)
-        residual = np.sqrt((w * (deltas - alpha * i - beta) ** 2).sum(0) / np.maximum(sw, 1.0))
-    ok = np.isfinite(plane_of) & (plane_of >= -0.5) & (plane_of <= n - 0.5) & (sw >= 2)
+    # per window position, the differences of each adjacent pair: two planes' energies held at a time
+    deltas = np.empty((len(WINDOW_SHIFTS), n - 1) + stack.shape[1:], np.float32)
+    below = _energies(stack[0], estimate_noise(stack[0]) ** 2)
+    for k in range(n - 1):
+        above = _energies(stack[k + 1], estimate_noise(stack[k + 1]) ** 2)
+        for j, (dy, dx) in enumerate(WINDOW_SHIFTS):
+            moved = [ndi.shift(e, (0, dy, dx), order=1, mode="nearest") if dy or dx else e for e in (below, above)]
+            deltas[j, k] = relative_blur(*moved)
+        below = above
+    best = None
+    for window in deltas:  # the window around each pixel, and four beside it: the most consistent line wins
+        fit = _line_fit(window.astype(np.float64))
+        if best is None:
+            best = fit
+        else:
+            better = fit[2] < best[2]
+            best = tuple(np.where(better, a, b) for a, b in zip(fit, best))
+    plane_of, alpha, misfit = best
+    ok = np.isfinite(plane_of) & (plane_of >= -0.5) & (plane_of <= n - 0.5)
     filled = np.where(ok, plane_of, np.nanmedian(plane_of[ok]) if ok.any() else 0.0)
     plane_of = np.where(ndi.minimum_filter(ok, size=3), ndi.median_filter(filled, size=HEIGHT_MEDIAN), np.nan)
     with np.errstate(invalid="ignore"):
-        confidence = np.where(np.isfinite(plane_of), 1.0 / (1.0 + (residual / np.maximum(alpha, 1e-12)) ** 2), 0.0)
+        confidence = np.where(np.isfinite(plane_of), 1.0 / (1.0 + misfit**2), 0.0)
         slope = np.where(np.isfinite(plane_of), np.sqrt(np.maximum(alpha, 0.0) / 2) / z_step, np.nan)
     sharpest = np.clip(np.rint(np.nan_to_num(plane_of, nan=0.0)), 0, n - 1).astype(int)
     composite = np.take_along_axis(stack, sharpest[None], axis=0)[0].astype(np.float32)
