@@ -506,3 +506,24 @@ def test_the_directional_dock_lays_major_and_minor_layers_and_the_axes_and_the_p
     qtbot.waitUntil(lambda: dock.fit is not None, timeout=30_000)
     labels = [line.get_label() for line in dock.figure.axes[0].get_lines()]
     assert "major sigma, median" in labels and "minor sigma, median" in labels
+
+
+def test_a_4d_layer_gives_a_4d_sigma_layer_the_plane_on_screen_first(make_napari_viewer, qtbot, plugin):
+    from blurmap import blur
+
+    sharp = synthetic.dead_leaves((128, 128), seed=63)
+    data = np.stack([np.stack([blur(sharp, np.full((128, 128), 0.8 + 0.6 * (2 * t + z), np.float32))
+                               for z in range(3)]) for t in range(2)])  # (T, Z, Y, X)
+    viewer = make_napari_viewer()
+    source = viewer.add_image(data, name="tz")
+    viewer.dims.set_current_step(0, 1)
+    viewer.dims.set_current_step(1, 2)
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Re-blur gradient ratio")
+    widget.image.value = source
+    order = []
+    widget.run()
+    widget.worker.yielded.connect(lambda value: order.append(value[0]))
+    _wait_done(qtbot, widget)
+    layer = viewer.layers["tz sigma (gradient_ratio)"]
+    assert layer.data.shape == data.shape and order[0] == (1, 2) and len(order) == 6
+    assert np.isfinite(layer.data).reshape(6, -1).all(axis=1).all()
