@@ -490,7 +490,8 @@ def test_the_directional_dock_lays_major_and_minor_layers_and_the_axes_and_the_p
     _run_and_wait(qtbot, widget)
     names = [layer.name for layer in viewer.layers]
     assert {"astig sigma (directional)", "astig sigma_major (directional)", "astig sigma_minor (directional)",
-            "astig astigmatism axes (directional)"} <= set(names)
+            "astig angle_deg (directional)", "astig astigmatism axes (directional)"} <= set(names)
+    assert viewer.layers["astig angle_deg (directional)"].metadata["blurmap"]["unit"] == "deg"
     major = viewer.layers["astig sigma_major (directional)"].data
     minor = viewer.layers["astig sigma_minor (directional)"].data
     assert major.shape == image.shape and np.nanmedian(major) > np.nanmedian(minor)
@@ -500,7 +501,7 @@ def test_the_directional_dock_lays_major_and_minor_layers_and_the_axes_and_the_p
     # above the band the axis lies near 110 degrees (steep), below it near 20 degrees (flat)
     assert np.median(np.abs(top[:, 1, 0])) > np.median(np.abs(top[:, 1, 1]))
     assert np.median(np.abs(bottom[:, 1, 1])) > np.median(np.abs(bottom[:, 1, 0]))
-    assert "major / minor" in widget.status.value
+    assert "major / minor" in widget.status.value and "4 more layers" in widget.status.value
     _, dock = viewer.window.add_plugin_dock_widget(PLUGIN, "Focal profile")
     viewer.layers.selection.active = viewer.layers["astig sigma (directional)"]
     qtbot.waitUntil(lambda: dock.fit is not None, timeout=30_000)

@@ -128,29 +128,40 @@ def axis_vectors(major: np.ndarray, minor: np.ndarray, angle_deg: np.ndarray, sp
     return np.stack([start, step], axis=1).astype(np.float32)
 
 
-def show_directional(viewer, source, outputs: dict, method: str, params: dict) -> list:
-    """Add the major and minor sigma layers and a Vectors layer of the major axis over `source`; return them.
+AXIS_OUTPUTS = ("sigma_major", "sigma_minor", "angle_deg")  # outputs that together draw the blur's axes
 
-    The layers of an earlier run of the same method over the same source are replaced.
+
+def show_outputs(viewer, source, outputs: dict, method: str, params: dict) -> list:
+    """Add a layer over `source` for each output beyond sigma and confidence, and the axes if they make an ellipse.
+
+    Each further output (``Estimator.extra_outputs``) is a hidden image layer named for it, in its
+    unit (an angle with a cyclic colour map over 0-180 degrees); when the outputs hold a major and
+    minor sigma and an angle, a Vectors layer draws the major axis on a grid. Layers of an earlier
+    run of the same method over the same source are replaced. Returns the layers added.
     """
     est = get(method)
     placement = _placement(source)
     added = []
-    limits = contrast_limits(outputs["sigma_major"], "px")
-    for name in ("sigma_major", "sigma_minor"):
-        layer_title = f"{source.name} {name} ({method})"
-        if layer_title in viewer.layers:
-            viewer.layers.remove(layer_title)
-        added.append(viewer.add_image(outputs[name], name=layer_title, colormap=COLORMAP, contrast_limits=limits,
-                                      blending="translucent", opacity=0.7, visible=False,
-                                      metadata=_metadata(source, method, est.output_unit(name), params,
-                                                         outputs["confidence"], output=name), **placement))
-    spacing = max(4, min(VECTOR_SPACING, min(outputs["sigma_major"].shape) // 12))
-    vectors = axis_vectors(outputs["sigma_major"], outputs["sigma_minor"], outputs["angle_deg"], spacing)
-    title = f"{source.name} astigmatism axes ({method})"
-    if title in viewer.layers:
-        viewer.layers.remove(title)
-    added.append(viewer.add_vectors(vectors, name=title, edge_color="cyan", edge_width=max(1.0, spacing / 12),
-                                    vector_style="line", metadata={"blurmap_axes": {"spacing_px": spacing}},
-                                    **{k: v for k, v in placement.items()}))
+    sigma_limits = contrast_limits(np.concatenate([np.ravel(outputs[n]) for n in est.extra_outputs
+                                                   if est.output_unit(n) == est.units]), est.units) \
+        if any(est.output_unit(n) == est.units for n in est.extra_outputs) else (0.0, 1.0)
+    for name in est.extra_outputs:
+        unit = est.output_unit(name)
+        look = {"colormap": "twilight", "contrast_limits": (0.0, 180.0)} if unit == "deg" else \
+            {"colormap": COLORMAP, "contrast_limits": sigma_limits}
+        title = f"{source.name} {name} ({method})"
+        if title in viewer.layers:
+            viewer.layers.remove(title)
+        added.append(viewer.add_image(outputs[name], name=title, blending="translucent", opacity=0.7, visible=False,
+                                      metadata=_metadata(source, method, unit, params, outputs["confidence"],
+                                                         output=name), **look, **placement))
+    if all(name in outputs for name in AXIS_OUTPUTS):
+        spacing = max(4, min(VECTOR_SPACING, min(outputs["sigma_major"].shape) // 12))
+        vectors = axis_vectors(outputs["sigma_major"], outputs["sigma_minor"], outputs["angle_deg"], spacing)
+        title = f"{source.name} astigmatism axes ({method})"
+        if title in viewer.layers:
+            viewer.layers.remove(title)
+        added.append(viewer.add_vectors(vectors, name=title, edge_color="cyan", edge_width=max(1.0, spacing / 12),
+                                        vector_style="line", metadata={"blurmap_axes": {"spacing_px": spacing}},
+                                        **placement))
     return added

@@ -21,7 +21,7 @@ from .. import engine
 from .._validate import check_2d
 from ..io.pyramid import SigmaPyramid
 from ..registry import DEFAULT, Param, estimators, get
-from ._layers import contrast_limits, in_length, show_directional, show_sigma, show_sigma_pyramid
+from ._layers import contrast_limits, in_length, show_outputs, show_sigma, show_sigma_pyramid
 
 LARGE_PIXELS = 4096 * 4096  # px; above this (or for a multiscale layer) the map is a lazy multiscale layer
 REDRAW_MS = 250  # a lazy map is redrawn at most this often while tiles land in the background
@@ -353,14 +353,16 @@ class SigmaMapWidget(Container):
         params = {k: v for k, v in result.params.items() if k not in est.inputs}
         layer = show_sigma(self._viewer, source, sigma, result.confidence, method, est.units, params)
         self.status.value = _median_words(est, finite, source) + self._colour_note
-        if est.extra_outputs and result.outputs and "sigma_major" in result.outputs:  # a directional method
+        if est.extra_outputs and result.outputs:  # a method with more maps: a layer each (and axes, for an ellipse)
             layer.metadata["blurmap"]["outputs"] = {k: result.outputs[k] for k in est.extra_outputs}
-            show_directional(self._viewer, source, result.outputs, method, params)
+            added = show_outputs(self._viewer, source, result.outputs, method, params)
             self._viewer.layers.selection.active = layer
-            major, minor = result.outputs["sigma_major"], result.outputs["sigma_minor"]
-            known = np.isfinite(major) & np.isfinite(minor) & (minor > 0)
-            self.status.value += (f"; major / minor {np.median(major[known] / minor[known]):.2f} (median); "
-                                  "major and minor sigma layers and the axes added")
+            if "sigma_major" in result.outputs and "sigma_minor" in result.outputs:
+                major, minor = result.outputs["sigma_major"], result.outputs["sigma_minor"]
+                known = np.isfinite(major) & np.isfinite(minor) & (minor > 0)
+                if known.any():
+                    self.status.value += f"; major / minor {np.median(major[known] / minor[known]):.2f} (median)"
+            self.status.value += f"; {len(added)} more layers: " + ", ".join(a.name for a in added)
         show_info(f"blurmap: {self.status.value}")
 
     def _fail(self, message: str) -> None:
