@@ -10,7 +10,7 @@ import numpy as np
 from .. import __version__
 from . import formats as io
 from .pyramid import nanmean, pyramid_shapes
-from .stream import is_blurmap_output
+from .stream import _move_into_place, _remove, check_replaceable
 
 __all__ = ["write_map"]
 
@@ -92,13 +92,7 @@ def write_map(path: Path | str, sigma, confidence=None, meta: dict | None = None
         raise ValueError(f"axes {axes} do not name a map of shape {sigma.shape} ending in y, x")
     if path.suffix.lower() not in (".zarr", ".tif", ".tiff"):
         raise ValueError(f"a map is saved as .zarr (OME-Zarr) or .tif, not {path.name!r}")
-    if path.is_symlink():
-        raise ValueError(f"{path} is a symbolic link; give the path it stands for")
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
-    if path.exists() and not is_blurmap_output(path):
-        raise FileExistsError(f"{path} exists and is not a map blurmap wrote; it will not be replaced: choose another "
-                              "name")
+    check_replaceable(path, overwrite, how="overwrite=True")
     meta = {**(meta or {}), "blurmap_version": __version__}
     text = io.describe(meta)  # refuses metadata JSON cannot hold before anything is written
     tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
@@ -107,26 +101,11 @@ def write_map(path: Path | str, sigma, confidence=None, meta: dict | None = None
             _write_zarr(tmp, sigma, confidence, meta, scale, unit, axes)
         else:
             _write_tiff(tmp, sigma, confidence, text)
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            _remove(old)
-        else:
-            os.replace(tmp, path)
+        _move_into_place(tmp, path)
     except BaseException:
         _remove(tmp)
         raise
     return path
-
-
-def _remove(path: Path) -> None:
-    import shutil
-
-    if path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
-    elif path.exists():
-        path.unlink()
 
 
 def _write_zarr(tmp: Path, sigma: np.ndarray, confidence, meta: dict, scale, unit, axes) -> None:

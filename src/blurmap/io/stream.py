@@ -230,15 +230,20 @@ def check_paths(source: Path, output: Path, overwrite: bool) -> None:
         raise ValueError(f"the output {output} would overwrite or sit inside the input {source}; choose another path")
     if output.suffix.lower() not in io.TIFF_SUFFIXES + (".zarr",):
         raise ValueError(f"the output must end in .zarr (OME-Zarr) or .tif/.tiff, not {output.name!r}")
+    check_replaceable(output, overwrite)
+    if not output.parent.is_dir():
+        raise FileNotFoundError(f"the output's folder {output.parent} does not exist")
+
+
+def check_replaceable(output: Path, overwrite: bool, how: str = "--overwrite") -> None:
+    """Refuse an output that is a link, exists without `overwrite` (`how` names the option), or is not blurmap's."""
     if output.is_symlink():
         raise ValueError(f"the output {output} is a symbolic link; give the path it stands for")
     if output.exists() and not overwrite:
-        raise FileExistsError(f"{output} exists; pass --overwrite to replace it")
+        raise FileExistsError(f"{output} exists; pass {how} to replace it")
     if output.exists() and not is_blurmap_output(output):
         raise FileExistsError(f"{output} exists and is not a map blurmap wrote; it will not be replaced, even with "
-                              "--overwrite: choose another name")
-    if not output.parent.is_dir():
-        raise FileNotFoundError(f"the output's folder {output.parent} does not exist")
+                              f"{how}: choose another name")
 
 
 def is_blurmap_output(path: Path) -> bool:
