@@ -528,3 +528,30 @@ def test_a_4d_layer_gives_a_4d_sigma_layer_the_plane_on_screen_first(make_napari
     layer = viewer.layers["tz sigma (gradient_ratio)"]
     assert layer.data.shape == data.shape and order[0] == (1, 2) and len(order) == 6
     assert np.isfinite(layer.data).reshape(6, -1).all(axis=1).all()
+
+
+def test_reading_a_finished_maps_pixels_for_its_display_happens_in_the_worker(make_napari_viewer, qtbot, plugin,
+                                                                             micrograph, monkeypatch):
+    # the median, the display range and the axes read every pixel: on a 4096 px map that is
+    # seconds on the GUI thread
+    import threading
+
+    from blurmap.plugin import _layers
+
+    calls = []
+    for name in ("contrast_limits", "axis_vectors"):
+        original = getattr(_layers, name)
+
+        def recorded(*args, _original=original, _name=name, **kwargs):
+            calls.append((_name, threading.current_thread() is threading.main_thread()))
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(_layers, name, recorded)
+    viewer = make_napari_viewer()
+    source = viewer.add_image(micrograph, name="SEM")
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Directional re-blur ratio (astigmatism)")
+    widget.image.value = source
+    _run_and_wait(qtbot, widget)
+    assert "SEM astigmatism axes (directional)" in viewer.layers
+    assert {name for name, _ in calls} == {"contrast_limits", "axis_vectors"}
+    assert not any(on_gui for _, on_gui in calls), calls

@@ -67,12 +67,15 @@ def _only_colorbar(viewer, layer) -> None:
 
 
 def show_sigma(viewer, source, sigma: np.ndarray, confidence: np.ndarray, method: str, units: str,
-               params: dict):
-    """Add the sigma map over `source` in `viewer`, or update the layer a previous run made."""
+               params: dict, limits: tuple[float, float] | None = None):
+    """Add the sigma map over `source` in `viewer`, or update the layer a previous run made.
+
+    `limits` (display range, from :func:`display` in a worker) are worked out here if not given.
+    """
     name = layer_name(source.name, method)
     placement = _placement(source)
     metadata = _metadata(source, method, units, params, confidence)
-    limits = contrast_limits(sigma, units)
+    limits = contrast_limits(sigma, units) if limits is None else limits
     if name in viewer.layers:
         layer = viewer.layers[name]
         layer.data = sigma
@@ -131,37 +134,68 @@ def axis_vectors(major: np.ndarray, minor: np.ndarray, angle_deg: np.ndarray, sp
 AXIS_OUTPUTS = ("sigma_major", "sigma_minor", "angle_deg")  # outputs that together draw the blur's axes
 
 
-def show_outputs(viewer, source, outputs: dict, method: str, params: dict) -> list:
+def display(method: str, maps: dict) -> dict:
+    """Return what laying a finished map needs that reads its pixels: run it in a worker, never on the GUI thread.
+
+    Parameters
+    ----------
+    method : str
+        The estimator.
+    maps : dict
+        Its outputs by name (sigma, ..., confidence).
+
+    Returns
+    -------
+    dict
+        ``median`` of the known sigma (None if none is known), ``limits`` (display range of
+        sigma), ``extra_limits`` (of the further outputs in the map's unit), ``axes`` (Vectors
+        data of the major axis when the outputs make an ellipse, else None), ``spacing`` (px of
+        its grid) and ``ratio`` (median major / minor, or None).
+    """
+    est = get(method)
+    sigma = maps["sigma"]
+    finite = sigma[np.isfinite(sigma)]
+    same_unit = [np.ravel(maps[n]) for n in est.extra_outputs if est.output_unit(n) == est.units and n in maps]
+    out = {"median": float(np.median(finite)) if finite.size else None, "limits": contrast_limits(sigma, est.units),
+           "extra_limits": contrast_limits(np.concatenate(same_unit), est.units) if same_unit else (0.0, 1.0),
+           "axes": None, "spacing": None, "ratio": None}
+    if all(name in maps for name in AXIS_OUTPUTS):
+        major, minor = maps["sigma_major"], maps["sigma_minor"]
+        out["spacing"] = spacing = max(4, min(VECTOR_SPACING, min(major.shape) // 12))
+        out["axes"] = axis_vectors(major, minor, maps["angle_deg"], spacing)
+        known = np.isfinite(major) & np.isfinite(minor) & (minor > 0)
+        out["ratio"] = float(np.median(major[known] / minor[known])) if known.any() else None
+    return out
+
+
+def show_outputs(viewer, source, outputs: dict, method: str, params: dict, shown: dict) -> list:
     """Add a layer over `source` for each output beyond sigma and confidence, and the axes if they make an ellipse.
 
     Each further output (``Estimator.extra_outputs``) is a hidden image layer named for it, in its
     unit (an angle with a cyclic colour map over 0-180 degrees); when the outputs hold a major and
-    minor sigma and an angle, a Vectors layer draws the major axis on a grid. Layers of an earlier
-    run of the same method over the same source are replaced. Returns the layers added.
+    minor sigma and an angle, a Vectors layer draws the major axis on a grid. `shown` is what
+    :func:`display` worked out in the worker. Layers of an earlier run of the same method over the
+    same source are replaced. Returns the layers added.
     """
     est = get(method)
     placement = _placement(source)
     added = []
-    sigma_limits = contrast_limits(np.concatenate([np.ravel(outputs[n]) for n in est.extra_outputs
-                                                   if est.output_unit(n) == est.units]), est.units) \
-        if any(est.output_unit(n) == est.units for n in est.extra_outputs) else (0.0, 1.0)
     for name in est.extra_outputs:
         unit = est.output_unit(name)
         look = {"colormap": "twilight", "contrast_limits": (0.0, 180.0)} if unit == "deg" else \
-            {"colormap": COLORMAP, "contrast_limits": sigma_limits}
+            {"colormap": COLORMAP, "contrast_limits": shown["extra_limits"]}
         title = f"{source.name} {name} ({method})"
         if title in viewer.layers:
             viewer.layers.remove(title)
         added.append(viewer.add_image(outputs[name], name=title, blending="translucent", opacity=0.7, visible=False,
                                       metadata=_metadata(source, method, unit, params, outputs["confidence"],
                                                          output=name), **look, **placement))
-    if all(name in outputs for name in AXIS_OUTPUTS):
-        spacing = max(4, min(VECTOR_SPACING, min(outputs["sigma_major"].shape) // 12))
-        vectors = axis_vectors(outputs["sigma_major"], outputs["sigma_minor"], outputs["angle_deg"], spacing)
+    if shown["axes"] is not None:
+        spacing = shown["spacing"]
         title = f"{source.name} astigmatism axes ({method})"
         if title in viewer.layers:
             viewer.layers.remove(title)
-        added.append(viewer.add_vectors(vectors, name=title, edge_color="cyan", edge_width=max(1.0, spacing / 12),
-                                        vector_style="line", metadata={"blurmap_axes": {"spacing_px": spacing}},
-                                        **placement))
+        added.append(viewer.add_vectors(shown["axes"], name=title, edge_color="cyan",
+                                        edge_width=max(1.0, spacing / 12), vector_style="line",
+                                        metadata={"blurmap_axes": {"spacing_px": spacing}}, **placement))
     return added

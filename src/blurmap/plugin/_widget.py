@@ -21,7 +21,7 @@ from .. import engine
 from .._validate import check_2d
 from ..io.pyramid import SigmaPyramid
 from ..registry import DEFAULT, Param, estimators, get
-from ._layers import contrast_limits, in_length, show_outputs, show_sigma, show_sigma_pyramid
+from ._layers import contrast_limits, display, in_length, show_outputs, show_sigma, show_sigma_pyramid
 
 LARGE_PIXELS = 4096 * 4096  # px; above this (or for a multiscale layer) the map is a lazy multiscale layer
 REDRAW_MS = 250  # a lazy map is redrawn at most this often while tiles land in the background
@@ -47,25 +47,25 @@ def _param_widgets(param: Param) -> list:
     return [auto, spin]
 
 
-def _median_words(est, finite: np.ndarray, source=None) -> str:
-    """Return the status line's summary of a map: its median sigma in px (and in the source layer's length unit), or
-    its median score and what it means."""
+def _median_words(est, median: float, source=None) -> str:
+    """Return the status line's summary of a map from its median: sigma in px (and in the source layer's length unit),
+    or the score and what it means."""
     if est.units == "px":
-        median = float(np.median(finite))
         return f"median sigma {median:.2f} px" + (in_length(median, source) if source is not None else "")
-    return f"median score {np.median(finite):.3g} ({est.label().split('(', 1)[1]}"
+    return f"median score {median:.3g} ({est.label().split('(', 1)[1]}"
 
 
 def _compute(data, method: str, params: dict):
-    """Run one estimator tile by tile, yielding after each tile; return the last TileProgress.
+    """Run one estimator tile by tile, yielding after each tile; return the last TileProgress and its display.
 
-    Bad input found only while computing (a constant image) raises here, in the worker, and
-    reaches the widget through the worker's error signal.
+    The display (median, limits, axes: see _layers.display) reads every pixel, so it is worked out
+    here too. Bad input found only while computing (a constant image) raises here, in the worker,
+    and reaches the widget through the worker's error signal.
     """
     last = None
     for last in engine.estimate_tiles(data, method, **params):
         yield last.done
-    return last
+    return None if last is None else (last, display(method, last.outputs))
 
 
 def _compute_pyramid(data, method: str, params: dict, on_ready):
@@ -81,18 +81,23 @@ def _compute_pyramid(data, method: str, params: dict, on_ready):
 
 
 def _compute_stack(data, lead: tuple[int, ...], method: str, params: dict, on_screen):
-    """Map a stack's planes one by one, the plane on screen first; yield (index, sigma, confidence) for each.
+    """Map a stack's planes one by one, the plane on screen first; yield (index, sigma, confidence, display top) for
+    each; return the median of all their known sigma (None if none).
 
     `on_screen()` returns the index of the plane the viewer shows, asked again before each plane:
     when the user moves the dims slider, that plane is the next one computed.
     """
-    todo = list(np.ndindex(lead))
+    units = get(method).units
+    todo, finite = list(np.ndindex(lead)), []
     while todo:
         wanted = on_screen()
         index = wanted if wanted in todo else todo[0]
         todo.remove(index)
         sigma, confidence = engine.estimate(np.asarray(data[index]), method, return_confidence=True, **params)
-        yield index, sigma, confidence
+        yield index, sigma, confidence, contrast_limits(sigma, units)[1]
+        finite.append(sigma[np.isfinite(sigma)])
+    known = np.concatenate(finite)
+    return float(np.median(known)) if known.size else None
 
 
 class SigmaMapWidget(Container):
@@ -255,7 +260,8 @@ class SigmaMapWidget(Container):
                                     _connect={"errored": self._errored}, _start_thread=False,
                                     _progress={"total": int(np.prod(lead)), "desc": f"blurmap: {method} planes"})
         self.worker.yielded.connect(self._if_current(lambda value: self._plane_done(self.stack_layer, est, value)))
-        self.worker.finished.connect(self._if_current(lambda: self._stack_done(self.stack_layer, est, layer)))
+        self.worker.returned.connect(self._if_current(lambda median: self._stack_done(self.stack_layer, est, layer,
+                                                                                      median)))
         self._planes_done = 0
         self._start()
 
@@ -267,23 +273,21 @@ class SigmaMapWidget(Container):
 
     def _plane_done(self, layer, est, value) -> None:
         """Put one plane's map into the stack layer and redraw it; the first plane sets the display range."""
-        index, sigma, confidence = value
+        index, sigma, confidence, high = value  # high: the plane's display top, from the worker
         layer.data[index] = sigma
         layer.metadata["blurmap"]["confidence"][index] = confidence
         self._planes_done += 1
-        high = contrast_limits(sigma, est.units)[1]  # the display range grows to take in each plane
-        if np.isfinite(sigma).any() and (self._planes_done == 1 or high > layer.contrast_limits[1]):
+        if self._planes_done == 1 or high > layer.contrast_limits[1]:  # the display range grows to take in each plane
             layer.contrast_limits_range = (0.0, high)
             layer.contrast_limits = (0.0, high)
         layer.refresh()
         self.status.value = f"plane {', '.join(map(str, index))} done ({self._planes_done} of {layer.data[..., 0, 0].size})"
 
-    def _stack_done(self, layer, est, source) -> None:
-        finite = layer.data[np.isfinite(layer.data)]
+    def _stack_done(self, layer, est, source, median: float | None) -> None:
         if self._planes_done < layer.data[..., 0, 0].size:
             return  # cancelled or failed: the status says so
-        self.status.value = (f"{_median_words(est, finite, source)} over {self._planes_done} planes" if finite.size
-                             else "no texture found: sigma unknown everywhere") + self._colour_note
+        self.status.value = (f"{_median_words(est, median, source)} over {self._planes_done} planes"
+                             if median is not None else "no texture found: sigma unknown everywhere") + self._colour_note
         show_info(f"blurmap: {self.status.value}")
 
     def _pyramid_step(self, source, value) -> None:
@@ -323,7 +327,8 @@ class SigmaMapWidget(Container):
         self.pyramid_layer.contrast_limits = limits
         self._stale = True
         finite = result.overview[np.isfinite(result.overview)]
-        self.status.value = (f"{_median_words(est, finite, self.pyramid_layer)} (overview)" if finite.size
+        self.status.value = (f"{_median_words(est, float(np.median(finite)), self.pyramid_layer)} (overview)"
+                             if finite.size
                              else "no texture found: sigma unknown everywhere")
         show_info(f"blurmap: {self.status.value}")
 
@@ -343,25 +348,22 @@ class SigmaMapWidget(Container):
     def _done(self, source, method: str, result) -> None:
         if result is None:  # quit before the first tile
             return
+        result, shown = result
         est = get(method)
-        sigma = result.sigma
-        finite = sigma[np.isfinite(sigma)]
-        if not finite.size:  # an all-unknown layer says nothing: add none, and say why
+        if shown["median"] is None:  # an all-unknown layer says nothing: add none, and say why
             self._fail(f"{method} knows nothing anywhere in {source.name!r}: no texture within its reach "
                        f"({est.halo_for(result.params)} px), or NaN pixels within it; nothing added")
             return
         params = {k: v for k, v in result.params.items() if k not in est.inputs}
-        layer = show_sigma(self._viewer, source, sigma, result.confidence, method, est.units, params)
-        self.status.value = _median_words(est, finite, source) + self._colour_note
-        if est.extra_outputs and result.outputs:  # a method with more maps: a layer each (and axes, for an ellipse)
+        layer = show_sigma(self._viewer, source, result.sigma, result.confidence, method, est.units, params,
+                           shown["limits"])
+        self.status.value = _median_words(est, shown["median"], source) + self._colour_note
+        if est.extra_outputs:  # a method with more maps: a layer each (and axes, for an ellipse)
             layer.metadata["blurmap"]["outputs"] = {k: result.outputs[k] for k in est.extra_outputs}
-            added = show_outputs(self._viewer, source, result.outputs, method, params)
+            added = show_outputs(self._viewer, source, result.outputs, method, params, shown)
             self._viewer.layers.selection.active = layer
-            if "sigma_major" in result.outputs and "sigma_minor" in result.outputs:
-                major, minor = result.outputs["sigma_major"], result.outputs["sigma_minor"]
-                known = np.isfinite(major) & np.isfinite(minor) & (minor > 0)
-                if known.any():
-                    self.status.value += f"; major / minor {np.median(major[known] / minor[known]):.2f} (median)"
+            if shown["ratio"] is not None:
+                self.status.value += f"; major / minor {shown['ratio']:.2f} (median)"
             self.status.value += f"; {len(added)} more layers: " + ", ".join(a.name for a in added)
         show_info(f"blurmap: {self.status.value}")
 
