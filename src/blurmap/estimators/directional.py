@@ -29,7 +29,7 @@ import numpy as np
 
 from ..registry import Estimator, Param, register
 from ._energy import block_noise
-from ._grid import BLOCK, block_mean, box_size, upsample, weighted_mean
+from ._grid import BLOCK, block_mean, box2, box_size, upsample
 from ._noise_params import NOISE_MODEL, prepare_noise_model
 from .gradient_ratio import SNR_HALF
 from .learned import halo as learned_halo
@@ -104,11 +104,21 @@ def direction_kernel(direction: float, s: float) -> np.ndarray:
     return (kernel * np.exp(-0.5 * (yy * yy + xx * xx) / KERNEL_TAPER**2)).astype(np.float32)
 
 
-def _filtered(padded: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """Return `padded` (reflected by KERNEL_RADIUS px each side) convolved with `kernel`, cut back to the image."""
-    from scipy.signal import fftconvolve
+def _band_filter(padded: np.ndarray):
+    """Return f(kernel): `padded` (reflected by KERNEL_RADIUS px each side) correlated with a direction kernel, cut
+    back to the image; the padded image's Fourier transform is taken once for all the kernels."""
+    from scipy import fft
 
-    return fftconvolve(padded, kernel[::-1, ::-1], mode="valid")
+    n = 2 * KERNEL_RADIUS + 1
+    size = [fft.next_fast_len(m + n - 1, real=True) for m in padded.shape]
+    spectrum = fft.rfft2(padded, size)
+    h, w = (m - n + 1 for m in padded.shape)
+
+    def correlate(kernel: np.ndarray) -> np.ndarray:
+        full = fft.irfft2(spectrum * fft.rfft2(kernel[::-1, ::-1], size), size)
+        return full[n - 1:n - 1 + h, n - 1:n - 1 + w]
+
+    return correlate
 
 
 def direction_energies(image: np.ndarray, noise: float, shot_noise: float, dark_level: float,
@@ -120,19 +130,18 @@ def direction_energies(image: np.ndarray, noise: float, shot_noise: float, dark_
     """
     img = np.asarray(image, dtype=np.float32)
     _, q_unit = block_noise(img, noise, shot_noise, dark_level)
-    padded = np.pad(img, KERNEL_RADIUS, mode="symmetric")  # scipy's "reflect", as every other filter here
+    band = _band_filter(np.pad(img, KERNEL_RADIUS, mode="symmetric"))  # scipy's "reflect", as every filter here
     size = box_size(pooling_width)
+    noise_unit = box2(q_unit, size)  # the noise variance pooled as the energies are; each band scales it
     energies, conf = [], None
     for s in EVIDENCE_SCALES:
         per_direction, snrs = [], []
         for d in DIRECTIONS:
             kernel = direction_kernel(d, s)
-            q = q_unit * float((kernel * kernel).sum())
-            e = np.maximum(block_mean(_filtered(padded, kernel) ** 2) - q, 0.0)
-            pooled, _ = weighted_mean(e, np.ones_like(e), size)
-            noise_pooled, _ = weighted_mean(q, np.ones_like(q), size)
+            gain = float((kernel * kernel).sum())  # a band's energy of unit white noise
+            pooled = box2(np.maximum(block_mean(band(kernel) ** 2) - q_unit * gain, 0.0), size)
             per_direction.append(pooled)
-            snrs.append(pooled / np.maximum(noise_pooled, 1e-30))
+            snrs.append(pooled / np.maximum(noise_unit * gain, 1e-30))
         energies.append(np.stack(per_direction, axis=-1))
         snr = np.stack(snrs, axis=-1)
         conf = snr / (SNR_HALF + snr)
@@ -155,26 +164,23 @@ def direction_variances(e1: np.ndarray, e2: np.ndarray) -> np.ndarray:
     return sigma**2
 
 
-def fit_ellipse(variances: np.ndarray, weights: np.ndarray, prior: float | None = None,
-                modulation: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return (a, b, c) per block: sigma_n(phi)**2 = a + (b cos 2 phi + c sin 2 phi) / modulation, fitted to the readings.
+def fit_ellipse(variances: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (a, b, c) per block: sigma_n(phi)**2 = a + (b cos 2 phi + c sin 2 phi) / MODULATION, fitted to the readings.
 
-    Weighted least squares over DIRECTIONS ((..., directions) arrays) with a ridge `prior` x
+    Weighted least squares over DIRECTIONS ((..., directions) arrays) with a ridge ISOTROPY_PRIOR x
     (summed weight) on b and c, so that readings in one direction alone give a round blur;
-    `prior` and `modulation` default to ISOTROPY_PRIOR and MODULATION.
+    the readings overstate the modulation MODULATION times.
     """
-    prior = ISOTROPY_PRIOR if prior is None else prior
-    modulation = MODULATION if modulation is None else modulation
     phi = np.deg2rad(np.asarray(DIRECTIONS))
     basis = np.stack([np.ones_like(phi), np.cos(2 * phi), np.sin(2 * phi)])  # (3, K)
     normal = np.einsum("...k,ik,jk->...ij", weights, basis, basis)
     total = weights.sum(axis=-1)
-    normal[..., 1, 1] += prior * total
-    normal[..., 2, 2] += prior * total
+    normal[..., 1, 1] += ISOTROPY_PRIOR * total
+    normal[..., 2, 2] += ISOTROPY_PRIOR * total
     normal[total <= 0] = np.eye(3)
     rhs = np.einsum("...k,ik,...k->...i", weights, basis, variances)
     a, b, c = np.moveaxis(np.linalg.solve(normal, rhs[..., None])[..., 0], -1, 0)
-    return a, b / modulation, c / modulation
+    return a, b / MODULATION, c / MODULATION
 
 
 def directional(image: np.ndarray, *, pooling_width: float, noise: float, shot_noise: float, dark_level: float,
