@@ -221,28 +221,33 @@ def blur_elliptical(image, sigma_major, sigma_minor, angle_deg) -> np.ndarray:
     weights = np.exp(-0.5 * (taps[:, None] / np.where(line, extra, 1.0).ravel()[None]) ** 2)
     weights[:, ~line.ravel()] = (taps[:, None] == 0)  # no line blur: the pixel itself
     weights /= weights.sum(axis=0, keepdims=True)
-    rows, cols = np.indices(img.shape, dtype=np.float64)
+    rows, cols = (a.ravel() for a in np.indices(img.shape, dtype=np.float64))
+    dy, dx = dy.ravel(), dx.ravel()
     t = minor.ravel() ** 2
     levels = ladder(float(np.sqrt(t.max())))
     t_levels = levels**2
     out = np.empty(img.size)
 
-    def along(level: np.ndarray, sel: np.ndarray) -> np.ndarray:
-        coeffs = ndi.spline_filter(level, order=3, mode="reflect")
-        acc = np.zeros(int(sel.sum()))
+    def along(coeffs: np.ndarray, sel: np.ndarray) -> np.ndarray:
+        """Sum a level (its spline coefficients) along each selected pixel's major axis, with its line weights."""
+        r, c, sy, sx = rows[sel], cols[sel], dy[sel], dx[sel]
+        acc = np.zeros(r.size)
         for k, step in enumerate(taps):
             w = weights[k, sel]
-            if not w.any():
-                continue
-            coords = (rows.ravel()[sel] + step * dy.ravel()[sel], cols.ravel()[sel] + step * dx.ravel()[sel])
-            acc += w * ndi.map_coordinates(coeffs, coords, order=3, mode="reflect", prefilter=False)
+            if w.any():
+                acc += w * ndi.map_coordinates(coeffs, (r + step * sy, c + step * sx), order=3, mode="reflect",
+                                               prefilter=False)
         return acc
 
+    def spline(level: np.ndarray) -> np.ndarray:
+        return ndi.spline_filter(level, order=3, mode="reflect")
+
+    below = spline(img)  # each level's coefficients once: a level is the upper end of one step and the lower of the next
     zero = t == 0
     if zero.any():
-        out[zero] = along(img, zero)
-    below = img
-    for k, above in enumerate(ladder_levels(img, levels), start=1):
+        out[zero] = along(below, zero)
+    for k, level in enumerate(ladder_levels(img, levels), start=1):
+        above = spline(level)
         sel = (t > t_levels[k - 1]) & (t <= t_levels[k])
         if sel.any():
             u = (t[sel] - t_levels[k - 1]) / (t_levels[k] - t_levels[k - 1])
