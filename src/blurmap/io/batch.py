@@ -103,25 +103,27 @@ def _metadata(output: Path) -> dict:
         return json.loads(tif.pages[0].description)
 
 
-def _overview(output: Path) -> tuple[np.ndarray, float]:
-    """Return the first level of a written map at most SUMMARY_SIDE px a side (all of a stack's planes), and its factor."""
+def _overview(output: Path) -> tuple[np.ndarray, float, tuple[int, ...]]:
+    """Return the first level of a written map at most SUMMARY_SIDE px a side (all of a stack's planes), its factor
+    (full-resolution px per px of it) and the map's full shape."""
     src = io.open_image(output)
     levels = src.levels
     y = src.axes.index("y")
     level = next((lv for lv in levels if max(lv.shape[y:y + 2]) <= SUMMARY_SIDE), levels[-1])
-    return np.asarray(level, dtype=np.float64), levels[0].shape[y + 1] / level.shape[y + 1]
+    return (np.asarray(level, dtype=np.float64), levels[0].shape[y + 1] / level.shape[y + 1],
+            tuple(levels[0].shape[:y + 2]))
 
 
 def summarise(source: Path, output: Path, units: str, sigma_limit: float = SIGMA_LIMIT) -> dict:
-    """Return one image's row of the summary: median sigma, pixel size, focal line and optics, from its written map.
+    """Return one image's row of the summary: shape, median sigma, pixel size, focal line and optics, from its written map.
 
     The focal line is fitted to the map's overview (at most SUMMARY_SIDE px a side), its gradient
     converted to full-resolution px; the pixel size and the tilt come from the input's metadata
     (blurmap.io.metadata, or the OME-Zarr scale). A stack gets its medians only.
     """
-    sigma, factor = _overview(output)
+    sigma, factor, shape = _overview(output)
     finite = sigma[np.isfinite(sigma)]
-    row = {"median_sigma": float(np.median(finite)) if finite.size else float("nan")}
+    row = {"shape": "x".join(map(str, shape)), "median_sigma": float(np.median(finite)) if finite.size else float("nan")}
     geometry = read_geometry(source)
     size, unit, said = (geometry.pixel_size, geometry.unit, geometry.source) if geometry else (None, None, "")
     if geometry is None and io.is_zarr(source):
@@ -260,7 +262,6 @@ def estimate_files(spec: str | Path, outdir: Path, method: str | None = None, pa
                 done = estimate_file(source, output, est.name, params, chunk=chunk, client=client,
                                      overwrite=overwrite, progress=share)
                 row.update(status="done", seconds=done["seconds"])
-            row["shape"] = "x".join(map(str, _metadata_shape(output)))
             row.update(summarise(source, output, est.units))
         except (ValueError, TypeError, FileNotFoundError, FileExistsError, OSError) as err:
             row.update(status="failed", message=str(err), seconds=round(time.perf_counter() - start, 2))
@@ -278,9 +279,3 @@ def _pixels(source: Path) -> int:
         return 0
     y = src.axes.index("y")
     return int(np.prod(src.levels[0].shape[:y + 2]))
-
-
-def _metadata_shape(output: Path) -> tuple[int, ...]:
-    src = io.open_image(output)
-    y = src.axes.index("y")
-    return tuple(src.levels[0].shape[:y + 2])

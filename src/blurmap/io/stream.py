@@ -346,7 +346,8 @@ def _write_zarr(tmp: Path, maps: list, src: io.Source, chunk: tuple[int, int], m
     import zarr
 
     lead = src.stack_shape
-    outputs = get_blind(meta["method"]).outputs  # sigma, ..., confidence: the root holds sigma, a group each other
+    est = get_blind(meta["method"])
+    outputs = est.outputs  # sigma, ..., confidence: the root holds sigma, a group each other
     shapes = pyramid_shapes(maps[0][1].shape[:2])
     root = zarr.open_group(str(tmp), mode="w", zarr_format=2)
     groups = [root] + [root.create_group(name) for name in outputs[1:]]
@@ -377,7 +378,6 @@ def _write_zarr(tmp: Path, maps: list, src: io.Source, chunk: tuple[int, int], m
                 half = below[index][::2, ::2][:h, :w] if p in picks else halve(below[index])
                 _write_lazy(half, [plane(lv[k], index)], [[]], client, Progress(1, 0, "", enabled=False))
     name = meta["method"]
-    est = get_blind(name)
     for output, group in zip(outputs, groups):
         title = output.removesuffix("_deg").replace("_", " ")
         unit = est.output_unit(output)
