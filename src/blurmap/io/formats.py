@@ -11,7 +11,7 @@ import numpy as np
 from .._validate import is_dask
 from . import tiffwindows
 
-__all__ = ["open_image", "Source", "read_pixels"]
+__all__ = ["open_image", "Source", "read_pixels", "stack_axes"]
 
 TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf8")
 SPACE_UNITS = {"angstrom", "nanometer", "micrometer", "millimeter", "centimeter", "meter"}
@@ -75,6 +75,30 @@ def is_zarr(path: Path) -> bool:
     return path.is_dir() and any((path / f).exists() for f in (".zarray", ".zgroup", "zarr.json"))
 
 
+LEAD_AXES = ("z", "t", "u", "v")  # the names given to unnamed stack axes, innermost first
+
+
+def stack_axes(n: int) -> tuple[str, ...]:
+    """Return the names of `n` unnamed stack axes before y, x (z innermost, then t, u, v; at most 4).
+
+    Parameters
+    ----------
+    n : int
+        How many axes lie before y, x.
+
+    Returns
+    -------
+    tuple of str
+        Their names, outermost first.
+
+    Examples
+    --------
+    >>> stack_axes(2)
+    ('t', 'z')
+    """
+    return tuple(LEAD_AXES[:max(0, n)][::-1])
+
+
 def _lazy_image(array, what: str, names: list[str] | None = None):
     """Return a dask array of `array` with its singleton leading axes dropped, and its axes' names.
 
@@ -89,7 +113,7 @@ def _lazy_image(array, what: str, names: list[str] | None = None):
         raise ValueError(f"{what} has {a.ndim} axes but its metadata names {len(names)}: {names}")
     colour = a.shape[-1] in (3, 4) and (names[-1] in ("c", "s") if names else a.ndim == 3)
     if names is None:
-        names = ["z", "t", "u", "v"][:max(0, a.ndim - 2 - colour)][::-1] + ["y", "x"] + (["c"] if colour else [])
+        names = list(stack_axes(a.ndim - 2 - colour)) + ["y", "x"] + (["c"] if colour else [])
         if len(names) != a.ndim:
             raise ValueError(f"{what} has shape {tuple(array.shape)}: too many axes to name (at most 4 before y, x)")
     names = [("c" if n == "s" else n) for n in names]

@@ -87,7 +87,7 @@ def write_map(path: Path | str, sigma, confidence=None, meta: dict | None = None
     confidence = None if confidence is None else np.asarray(confidence, dtype=np.float32)
     if confidence is not None and confidence.shape != sigma.shape:
         raise ValueError(f"the confidence is {confidence.shape}, the map {sigma.shape}: they must match")
-    axes = tuple(axes) if axes else tuple(["z", "t", "u", "v"][:sigma.ndim - 2][::-1]) + ("y", "x")
+    axes = tuple(axes) if axes else io.stack_axes(sigma.ndim - 2) + ("y", "x")
     if len(axes) != sigma.ndim or axes[-2:] != ("y", "x"):
         raise ValueError(f"axes {axes} do not name a map of shape {sigma.shape} ending in y, x")
     if path.suffix.lower() not in (".zarr", ".tif", ".tiff"):
