@@ -206,7 +206,7 @@ def _lazy(prep: Prepared, chunks: tuple[int, int] | None, reader=None):
     (img, _), *others = prep.raw  # each block normalises its own tile: no normalised copy is held between tasks
     halo = est.halo_for(params)
     if not is_dask(img):
-        img = da.from_array(prep.image, chunks=chunks or (DEFAULT_CHUNK, DEFAULT_CHUNK))
+        img = da.from_array(prep.image, chunks=chunks or (DEFAULT_CHUNK, DEFAULT_CHUNK), name=False)  # no hash of the pixels
         scales = [None] + [s for _, s in others]  # a numpy image was normalised whole already
     else:
         scales = [prep.scale] + [s for _, s in others]

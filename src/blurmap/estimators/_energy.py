@@ -8,9 +8,9 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..noise import impulse_response
+from ._filters import TRUNCATE
 from ._grid import block_mean
 
-TRUNCATE = 4.0  # Gaussian re-blurs are cut at this many standard deviations
 RELATIVE_FLOOR = 1e-5  # noise floor relative to the local mean intensity
 
 

@@ -7,7 +7,8 @@ origins lie on the image's top-left corner; the engine keeps chunk origins on th
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage as ndi
+
+from ._filters import box2, interpolate  # box2: the triangle window every block estimator pools with
 
 BLOCK = 4  # px; the coarse grid's step, also the alignment the engine keeps for these estimators
 # a local variance below this is flat: the engine normalises intensities to about 0 .. 1, so this is a
@@ -24,14 +25,6 @@ def block_mean(a: np.ndarray, dtype=np.float64) -> np.ndarray:
         a = np.pad(a, ((0, ph), (0, pw)), mode="symmetric")
     hb, wb = a.shape[0] // BLOCK, a.shape[1] // BLOCK
     return a.reshape(hb, BLOCK, wb, BLOCK).mean(axis=(1, 3), dtype=dtype)
-
-
-def box2(a: np.ndarray, size: int) -> np.ndarray:
-    """Return `a` smoothed by two passes of a `size`-wide box on each axis (a triangle window)."""
-    for axis in (0, 1):
-        for _ in range(2):
-            a = ndi.uniform_filter1d(a, size, axis=axis, mode="reflect")
-    return a
 
 
 def box_size(px: float) -> int:
@@ -56,21 +49,17 @@ def weighted_mean(values: np.ndarray, weight: np.ndarray, size: int) -> tuple[np
     return mean, np.where(some, den, 0.0)
 
 
+def _samples(n: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return, for each of n px along an axis, the two of its m blocks whose centres it lies between and the second's weight."""
+    u = (np.arange(n) + 0.5) / BLOCK - 0.5
+    j0 = np.clip(np.floor(u).astype(int), 0, m - 1)
+    return j0, np.clip(j0 + 1, 0, m - 1), np.clip(u - j0, 0.0, 1.0)
+
+
 def upsample(coarse: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Return `coarse` (one value per block) linearly interpolated to full `shape` (float32)."""
-    out = np.asarray(coarse, dtype=np.float32)
-    for axis, n in enumerate(shape):
-        m = out.shape[axis]
-        u = (np.arange(n) + 0.5) / BLOCK - 0.5
-        j0 = np.clip(np.floor(u).astype(int), 0, m - 1)
-        j1 = np.clip(j0 + 1, 0, m - 1)
-        w = np.clip(u - j0, 0.0, 1.0).astype(np.float32)
-        shape_w = [1, 1]
-        shape_w[axis] = n
-        w = w.reshape(shape_w)
-        low = np.take(out, j0, axis=axis)
-        out = low + (np.take(out, j1, axis=axis) - low) * w
-    return out
+    """Return `coarse` (one value per block) linearly interpolated to full `shape` (float32), block centres kept."""
+    m_rows, m_columns = np.shape(coarse)
+    return interpolate(coarse, _samples(shape[0], m_rows), _samples(shape[1], m_columns))
 
 
 def expand_cells(coarse: np.ndarray, cell: int, shape: tuple[int, int]) -> np.ndarray:

@@ -25,11 +25,11 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from ..registry import Estimator, Param, register
-from ._energy import TRUNCATE, block_noise, gradient_energy, laplacian_energy, laplacian_noise_energy, noise_energy
-from ._grid import BLOCK, block_mean, box_size, upsample, weighted_mean
+from ._energy import block_noise, laplacian_noise_energy, noise_energy
+from ._filters import TRUNCATE, block_energies, gaussian
+from ._grid import BLOCK, box_size, upsample, weighted_mean
 from ._noise_params import NOISE_MODEL, prepare_noise_model
 
 __all__ = ["gradient_ratio", "halo", "evidence", "ESTIMATOR"]
@@ -147,20 +147,20 @@ def evidence(image: np.ndarray, noise: float = 0.0, shot_noise: float = 0.0,
         if blurred is not None and s in blurred:
             g = blurred[s]
         else:
-            g = ndi.gaussian_filter(img, s, mode="reflect", truncate=TRUNCATE) if s > 0 else img
-        e = gradient_energy(g)
-        p1 = block_mean(e)
+            g = gaussian(img, s) if s > 0 else img
+        gradient_scale = s in (0.0,) + SCALES  # the gradient evidence's scales
+        p1, p2, lap = block_energies(g, BLOCK, squares=gradient_scale)
         q = q_unit * noise_energy(s)
         s1 = np.maximum(p1 - q, 0.0)  # E[e] = u + q
         q_lap = q_unit * laplacian_noise_energy(s)
-        lap = np.maximum(block_mean(laplacian_energy(g)) - q_lap, 0.0)
+        lap = np.maximum(lap - q_lap, 0.0)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratios[s] = np.where(s1 > 0, lap / s1, 0.0)
         snr = s1 / q
         snr_lap = lap / q_lap
         snrs[s] = snr / (SNR_HALF + snr) * snr_lap / (SNR_HALF + snr_lap)
-        if s in (0.0,) + SCALES:  # the gradient evidence's scales
-            s2 = np.maximum(block_mean(e * e) - 4.0 * q * p1 + 2.0 * q * q, 0.0)  # E[e**2] = u2 + 4 q u + 2 q**2
+        if gradient_scale:
+            s2 = np.maximum(p2 - 4.0 * q * p1 + 2.0 * q * q, 0.0)  # E[e**2] = u2 + 4 q u + 2 q**2
             with np.errstate(divide="ignore", invalid="ignore"):
                 grad_stats.append(np.where(s1 > 0, s2 / s1, 0.0))
             grad_conf *= snr / (SNR_HALF + snr)  # evidence at every scale must stand above its noise

@@ -25,7 +25,9 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..registry import Estimator, register
-from ._energy import TRUNCATE, block_noise, gradient_energy, laplacian_energy, noise_energy
+from ._blas import one_blas_thread
+from ._energy import block_noise, noise_energy
+from ._filters import TRUNCATE, block_energies, gaussian
 from ._grid import BLOCK, FLAT_VARIANCE, box2, upsample
 from ._noise_params import NOISE_MODEL, prepare_noise_model
 
@@ -45,6 +47,7 @@ SIGMA_RANGE = (0.05, 20.0)  # px; the map is clipped to this
 REFINE_WIDTHS = (8.0, 16.0, 32.0)  # px; the map less its Gaussian blur at each of these feeds the refinement
 REFINE_SLOPE = 8.0  # px; Gaussian whose derivatives give the map's slope for the refinement
 REFINE_TRUNCATE = 3.0  # the refinement's and the local mean's Gaussians are cut at this many standard deviations
+CONV_SPAN = 4096  # samples of the flattened input each convolution step takes at once (see conv2d)
 CONF_STD = 0.15  # predicted std of log sigma at which the confidence is 0.5
 WEIGHTS = "learned.npz"
 
@@ -71,7 +74,7 @@ def less_local_mean(img: np.ndarray) -> np.ndarray:
     slope: a smooth term no ratio of re-blurred energies can tell from texture. Taking the local
     mean away removes it and keeps the texture, whose energy lies far above the mean's frequencies.
     """
-    mean = ndi.gaussian_filter(to_blocks(img, BLOCK), LOCAL_MEAN, mode="reflect", truncate=REFINE_TRUNCATE)
+    mean = gaussian(to_blocks(img, BLOCK), LOCAL_MEAN, REFINE_TRUNCATE)
     return img - upsample(mean, img.shape)
 
 
@@ -127,9 +130,10 @@ def _features(image: np.ndarray, noise: float, shot_noise: float, dark_level: fl
             level = halve(level)
         gs, ls = [], []
         for s in scales:
-            g = ndi.gaussian_filter(level, s, mode="reflect", truncate=TRUNCATE) if s > 0 else level
-            gs.append(to_blocks(gradient_energy(g), BLOCK >> k) + floor)
-            ls.append(to_blocks(laplacian_energy(g), BLOCK >> k) + floor)
+            g = gaussian(level, s) if s > 0 else level
+            energy, _, curvature = block_energies(g, BLOCK >> k)
+            gs.append(energy.astype(np.float32) + floor)
+            ls.append(curvature.astype(np.float32) + floor)
         grad.append(gs)
         lap.append(ls)
     block = _ratios(grad, lap, variance)
@@ -166,8 +170,10 @@ def layer_specs(weights: dict[str, np.ndarray]) -> list[tuple[np.ndarray, np.nda
 def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, dilation: int = 1) -> np.ndarray:
     """Return the convolution (cross-correlation) of x (in, h, w) with weight (out, in, k, k), reflected borders.
 
-    Each tap is one matrix product over a contiguous span of the padded, flattened input: the
-    output is computed on the padded width and its extra columns dropped, so no tap is copied.
+    The output is computed on the padded width (its extra columns dropped), where each tap is a
+    shift of the padded, flattened input. CONV_SPAN samples at a time, the k * k shifted pieces
+    are stacked and the layer is one matrix product over all of them, so the piece's input and
+    products stay in cache.
     """
     c, h, w = x.shape
     out_c, in_c, k, _ = weight.shape
@@ -180,14 +186,17 @@ def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, dilation: int = 
     x = np.pad(x, ((0, 0), (pad, pad), (pad, pad)), mode=mode).reshape(c, -1)
     wp = w + 2 * pad
     span = (h - 1) * wp + w
+    starts = [dilation * (dy * wp + dx) for dy in range(k) for dx in range(k)]
+    stacked_weight = np.ascontiguousarray(weight.transpose(0, 2, 3, 1).reshape(out_c, k * k * c))
     out = np.empty((out_c, h * wp), dtype=np.float32)
-    acc, tap = out[:, :span], np.empty((out_c, span), dtype=np.float32)
-    acc[:] = bias[:, None]
-    for dy in range(k):
-        for dx in range(k):
-            start = dilation * (dy * wp + dx)
-            np.matmul(weight[:, :, dy, dx], x[:, start:start + span], out=tap)
-            acc += tap
+    pieces = np.empty((k * k, c, min(span, CONV_SPAN)), dtype=np.float32)
+    for lo in range(0, span, CONV_SPAN):
+        n = min(span, lo + CONV_SPAN) - lo
+        stack = pieces[:, :, :n] if n == pieces.shape[-1] else np.empty((k * k, c, n), dtype=np.float32)
+        for i, start in enumerate(starts):
+            stack[i] = x[:, start + lo:start + lo + n]
+        np.matmul(stacked_weight, stack.reshape(k * k * c, n), out=out[:, lo:lo + n])
+    out += bias[:, None]
     return out.reshape(out_c, h, wp)[:, :, :w]
 
 
@@ -306,7 +315,8 @@ def learned(image: np.ndarray, *, noise: float, shot_noise: float,
     """
     weights = load_weights()
     feats, varies = _features(image, noise, shot_noise, dark_level)
-    out = network(feats, weights)
+    with one_blas_thread():  # the engine runs a tile per core already
+        out = network(feats, weights)
     sigma = np.clip(refine(np.exp(out[0]), weights["refine"]), *SIGMA_RANGE)
     std = np.exp(0.5 * np.clip(out[1], -20.0, 20.0))
     conf = 1.0 / (1.0 + (std / CONF_STD) ** 2)
