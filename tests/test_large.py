@@ -224,3 +224,26 @@ def test_a_12000_px_dask_layer_never_stalls_the_gui_at_any_level(make_napari_vie
     # costs put the longest stall at 0.3-0.6 s from one run or environment to the next
     assert gaps.max() < FREEZE_S, (gaps.max(), seconds)
     assert widget.run_button.enabled and widget.status.value == "cancelled"
+
+
+def test_the_overview_waits_for_the_gui_to_lay_its_layer(image):
+    # the overview's tiles made napari's laying of the layer (its visuals and controls, in Python
+    # on the GUI thread) twice as long: they start once the layer is laid, or after LAY_WAIT_S
+    import threading
+
+    pytest.importorskip("qtpy")
+    from blurmap.plugin import _widget
+
+    laid = threading.Event()
+    steps = _widget._compute_pyramid(image, "gradient_ratio", {}, lambda: None, laid)
+    pyramid = next(steps)
+    assert isinstance(pyramid, SigmaPyramid)
+    first = {}
+    thread = threading.Thread(target=lambda: first.setdefault("step", next(steps)))
+    thread.start()
+    thread.join(0.5)
+    assert thread.is_alive() and "step" not in first  # nothing computed while the layer is not laid
+    laid.set()
+    thread.join(30)
+    assert "step" in first
+    pyramid.close()

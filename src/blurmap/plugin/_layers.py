@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from qtpy.QtCore import QTimer
 
 from ..registry import get
 
@@ -58,6 +59,9 @@ def _metadata(source, method: str, units: str, params: dict, confidence, **extra
                         "higher_is_sharper": units == "relative" and est.higher_is_sharper, **extra}}
 
 
+LATER_MS = 50  # ms; GUI work split in parts waits this long between them, so input and redraws get in between
+
+
 def _only_colorbar(viewer, layer) -> None:
     """Show `layer`'s colour bar and hide every other map's: bars side by side do not say whose they are."""
     for other in viewer.layers:
@@ -103,7 +107,9 @@ def show_sigma_pyramid(viewer, source, pyramid):
     data = pyramid.levels if multiscale else pyramid.levels[0]
     layer = viewer.add_image(data, multiscale=multiscale, name=name, colormap=COLORMAP, contrast_limits=limits,
                              blending="translucent", opacity=0.7, metadata=metadata, **_placement(source))
-    _only_colorbar(viewer, layer)
+    # the colour bar's visuals and text are built on the GUI thread too (0.1 s): later, so that adding, drawing and
+    # the bar are three short stalls rather than one long one
+    QTimer.singleShot(LATER_MS, lambda: _only_colorbar(viewer, layer) if layer in viewer.layers else None)
     return layer
 
 

@@ -8,6 +8,7 @@ nothing else.
 
 from __future__ import annotations
 
+import threading
 from functools import cache
 
 import napari
@@ -21,10 +22,11 @@ from .. import engine
 from .._validate import check_2d
 from ..io.pyramid import SigmaPyramid
 from ..registry import DEFAULT, Param, estimators, get
-from ._layers import contrast_limits, display, in_length, show_outputs, show_sigma, show_sigma_pyramid
+from ._layers import LATER_MS, contrast_limits, display, in_length, show_outputs, show_sigma, show_sigma_pyramid
 
 LARGE_PIXELS = 4096 * 4096  # px; above this (or for a multiscale layer) the map is a lazy multiscale layer
 REDRAW_MS = 250  # a lazy map is redrawn at most this often while tiles land in the background
+LAY_WAIT_S = 2.0  # s; the overview waits at most this long for the GUI thread to lay its layer (see _compute_pyramid)
 
 _BIG = 1e9  # spin-box bound standing for "no upper limit"
 
@@ -68,14 +70,18 @@ def _compute(data, method: str, params: dict):
     return None if last is None else (last, display(method, last.outputs))
 
 
-def _compute_pyramid(data, method: str, params: dict, on_ready):
+def _compute_pyramid(data, method: str, params: dict, on_ready, laid: threading.Event):
     """Prepare the lazy pyramid (noise estimate, registration) and yield it, then fill its overview chunk by chunk.
 
     Yields the SigmaPyramid once, then the number of chunks done after each; returns the pyramid.
-    `on_ready` is called from background threads whenever a tile lands.
+    `on_ready` is called from background threads whenever a tile lands. The overview starts once
+    the GUI thread has laid the layer (`laid` set), or after LAY_WAIT_S: napari builds a layer's
+    visuals and controls in Python on that thread, and with the overview's tiles competing for
+    the interpreter the same work took twice as long.
     """
     pyramid = SigmaPyramid(data, method, params, on_ready=on_ready)
     yield pyramid
+    laid.wait(LAY_WAIT_S)
     yield from pyramid.fill_overview()
     return pyramid
 
@@ -241,7 +247,8 @@ class SigmaMapWidget(Container):
         self._close_pyramid()
         self.status.value = f"computing the overview of {method} on {layer.name} ..."
         total = engine.tile_count(data.shape[:2], method, **params)
-        self.worker = create_worker(_compute_pyramid, data, method, params, self._mark_stale,
+        self._laid = threading.Event()
+        self.worker = create_worker(_compute_pyramid, data, method, params, self._mark_stale, self._laid,
                                     _connect={"errored": self._errored}, _start_thread=False,
                                     _progress={"total": total + 1, "desc": f"blurmap: {method} overview"})
         self.worker.yielded.connect(self._if_current(lambda value: self._pyramid_step(layer, value)))
@@ -294,7 +301,15 @@ class SigmaMapWidget(Container):
         """Add the lazy layer when the worker has prepared it; redraw it as overview chunks land."""
         if isinstance(value, SigmaPyramid):
             self._pyramid = value
-            self.pyramid_layer = show_sigma_pyramid(self._viewer, source, value)
+            # napari's progress bar repaints the window for this same yield: the layer comes in the next turn of
+            # the event loop, so that the two are two short stalls rather than one long one
+            QTimer.singleShot(LATER_MS, lambda: self._lay_pyramid(source, value))
+
+    def _lay_pyramid(self, source, pyramid: SigmaPyramid) -> None:
+        """Add the lazy layer of `pyramid` unless another run has replaced it since; then let its overview start."""
+        if pyramid is self._pyramid:
+            self.pyramid_layer = show_sigma_pyramid(self._viewer, source, pyramid)
+            self._laid.set()
             self._redraw.start()
 
     def _mark_stale(self) -> None:
