@@ -36,3 +36,31 @@ def test_noise_model_follows_gain_and_offset():
 def test_noise_estimate_does_not_depend_on_chunking(sem):
     image, _ = sem
     assert estimate_noise(da.from_array(image, chunks=100)) == estimate_noise(image)
+
+
+def test_a_lazy_image_is_read_once_where_the_samples_lie_before_any_chunk(sem):
+    # the intensity scale and the noise model read the same windows: a file-backed image read them twice
+    import dask.array as da
+
+    from blurmap.engine import prepare
+
+    class Counted:
+        def __init__(self, a):
+            self.a, self.shape, self.dtype, self.ndim, self.reads = a, a.shape, a.dtype, a.ndim, 0
+
+        def __getitem__(self, key):
+            self.reads += 1
+            return self.a[key]
+
+    image = np.tile(sem[0], (3, 3))
+    source = Counted(image)
+    lazy = da.from_array(source, chunks=256, asarray=False)
+    source.reads = 0  # dask read an empty corner for its meta
+    prep = prepare(lazy, "gradient_ratio")
+    from blurmap.noise import SAMPLE, sample_origins
+    touched = {(cy, cx) for y, x in sample_origins(source.shape)
+               for cy in range(y // 256, (min(y + SAMPLE, image.shape[0]) - 1) // 256 + 1)
+               for cx in range(x // 256, (min(x + SAMPLE, image.shape[1]) - 1) // 256 + 1)}
+    assert source.reads == len(touched)  # each chunk under a window once
+    whole = prepare(image, "gradient_ratio")
+    assert prep.params == whole.params  # and reads what the in-memory image does

@@ -101,20 +101,17 @@ def to_grey(image):
     return image if image.dtype == dtype else image.astype(dtype)
 
 
-def intensity_scale(grey, *, name: str = "image") -> IntensityScale:
+def intensity_scale(grey, *, name: str = "image", regions: list[np.ndarray] | None = None) -> IntensityScale:
     """Return how to normalise `grey`, from the finite pixels of the regions the noise model samples.
 
-    Raises a ValueError for an image with no finite pixel, or constant, in those regions (a
-    large image is not read whole for this).
+    `regions` are those regions (``noise.sample_regions(grey)``) if read already. Raises a
+    ValueError for an image with no finite pixel, or constant, in those regions (a large image
+    is not read whole for this).
     """
-    from .noise import SAMPLE, sample_origins
+    from .noise import sample_regions
 
     # the same regions whatever the array (numpy, or dask however chunked), so that both normalise alike
-    samples = [grey[y:y + SAMPLE, x:x + SAMPLE] for y, x in sample_origins(grey.shape)]
-    if not isinstance(grey, np.ndarray):
-        import dask
-
-        samples = dask.compute(*samples)
+    samples = sample_regions(grey) if regions is None else regions
     finite = np.concatenate([np.asarray(a)[np.isfinite(a)].ravel() for a in samples]).astype(np.float64)
     if finite.size == 0:
         raise ValueError(f"the {name} has no finite pixel (in the regions sampled): they are NaN or infinite")

@@ -11,6 +11,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ._validate import MIN_SIDE, IntensityScale, as_2d_grey, intensity_scale, is_dask, normalised, to_grey
+from .noise import sample_regions
 from .registry import Estimator, get
 
 __all__ = ["estimate", "estimate_tiles", "tile_count", "TileProgress", "lazy_maps"]
@@ -98,7 +99,8 @@ def prepare(image, method: str | None = None, **params) -> Prepared:
     arrays = {name: params.pop(name, None) for name in est.inputs}
     checked = est.check(params)
     grey = as_2d_grey(image)
-    scale = intensity_scale(grey)
+    regions = sample_regions(grey) if is_dask(grey) else None  # a lazy image is read once where the samples lie
+    scale = intensity_scale(grey, regions=regions)
     img = normalised(grey, scale)
     other_scale, raw = None, [(grey, scale)]
     for name, array in arrays.items():
@@ -112,7 +114,8 @@ def prepare(image, method: str | None = None, **params) -> Prepared:
         raw.append((other, other_scale))
     inner = _to_normalised(est, checked, scale, other_scale)
     if est.prepare is not None:  # a dask image: only what the preparation samples is computed
-        inner = est.prepare(img, inner, **arrays)
+        inner = est.prepare(img, inner, regions=None if regions is None else [normalised(r, scale) for r in regions],
+                            **arrays)
     return Prepared(img, est, inner, arrays, scale, _to_image(est, inner, scale, other_scale), tuple(raw))
 
 

@@ -50,13 +50,21 @@ def _pure_noise_quantile() -> float:
 _UNIT_QUANTILE = _pure_noise_quantile()
 
 
-def _sampled_stats(image) -> tuple[np.ndarray, np.ndarray]:
-    """Return block (means, high-pass variances) over a fixed grid of samples of `image`."""
-    samples = [image[y:y + SAMPLE, x:x + SAMPLE] for y, x in sample_origins(tuple(image.shape))]
-    if not isinstance(image, np.ndarray):  # a dask array: read only the samples, in one computation
+def sample_regions(image) -> list[np.ndarray]:
+    """Return the windows of a 2-D image the noise estimates read (SAMPLE px at sample_origins), as numpy arrays.
+
+    A dask array computes only these windows, in one computation.
+    """
+    windows = [image[y:y + SAMPLE, x:x + SAMPLE] for y, x in sample_origins(tuple(image.shape))]
+    if not isinstance(image, np.ndarray):
         import dask
-        samples = dask.compute(*samples)
-    stats = [_finite_block_stats(np.asarray(t)) for t in samples]
+        windows = dask.compute(*windows)
+    return [np.asarray(w) for w in windows]
+
+
+def _sampled_stats(regions: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Return block (means, high-pass variances) over an image's sample_regions."""
+    stats = [_finite_block_stats(t) for t in regions]
     return np.concatenate([m for m, _ in stats]), np.concatenate([v for _, v in stats])
 
 
@@ -82,7 +90,7 @@ def sample_origins(shape: tuple[int, int], side: int = SAMPLE, most: int = _MAXS
     return [(y, x) for y in starts(shape[0], per_axis) for x in starts(shape[1], per_axis)]
 
 
-def estimate_noise(image) -> float:
+def estimate_noise(image, *, regions: list[np.ndarray] | None = None) -> float:
     """Return the standard deviation of additive white noise in `image`, in image units.
 
     The 10th percentile of local high-pass variances (Immerkaer's mask, 8 x 8 blocks) is read in
@@ -94,6 +102,8 @@ def estimate_noise(image) -> float:
     ----------
     image : array_like or dask array
         2-D image; a dask array is read only where the samples lie.
+    regions : list of ndarray, optional
+        The image's ``sample_regions``, if they have been read already (the image is then not read).
 
     Returns
     -------
@@ -115,13 +125,13 @@ def estimate_noise(image) -> float:
     >>> bool(abs(blurmap.estimate_noise(noisy) - 0.02) < 0.004)
     True
     """
-    _, v = _sampled_stats(image)
+    _, v = _sampled_stats(sample_regions(image) if regions is None else regions)
     if v.size == 0:
         return 0.0
     return float(np.sqrt(np.quantile(v, _QUANTILE) / _UNIT_QUANTILE))
 
 
-def estimate_noise_model(image, bins: int = 8) -> tuple[float, float, float]:
+def estimate_noise_model(image, bins: int = 8, *, regions: list[np.ndarray] | None = None) -> tuple[float, float, float]:
     """Return (a, b, dark) of the noise variance a + b * max(intensity - dark, 0) of `image`.
 
     Shot noise, as in SEM and fluorescence, grows with the signal above a dark level; detector
@@ -136,6 +146,8 @@ def estimate_noise_model(image, bins: int = 8) -> tuple[float, float, float]:
         2-D image.
     bins : int
         Intensity classes.
+    regions : list of ndarray, optional
+        The image's ``sample_regions``, if they have been read already (the image is then not read).
 
     Returns
     -------
@@ -156,7 +168,7 @@ def estimate_noise_model(image, bins: int = 8) -> tuple[float, float, float]:
     >>> bool(abs(np.sqrt(a) - 0.02) < 0.005 and b < 1e-4)
     True
     """
-    mean, var = _sampled_stats(image)
+    mean, var = _sampled_stats(sample_regions(image) if regions is None else regions)
     if var.size == 0:
         return 0.0, 0.0, 0.0
     dark = float(np.quantile(mean, 0.01))

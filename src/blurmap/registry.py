@@ -110,8 +110,9 @@ class Estimator:
         Where the map stops meaning anything (measured on the stress benchmark), said in the
         widget beside the estimator and in the docs; empty if nothing needs saying.
     prepare : callable or None
-        ``prepare(image, checked_params, **inputs) -> params``: fills image-wide values (noise,
-        registration) once, before any chunk.
+        ``prepare(image, checked_params, regions, **inputs) -> params``: fills image-wide values
+        (noise, registration) once, before any chunk; `regions` are the normalised image's
+        ``noise.sample_regions`` when already read (a lazy image), else None.
     inputs : tuple of str
         Other images the method needs, of the image's shape, passed by name.
     higher_is_sharper : bool

@@ -27,17 +27,17 @@ WHITE_NOISE = Param("noise", None, 0.0, None, "image units", "noise std, for the
 _NOISE_NAMES = tuple(p.name for p in NOISE_MODEL)
 
 
-def prepare_noise_model(image, params: dict) -> dict:
-    """Return `params` with the noise-model values left None filled from one image-wide estimate."""
+def prepare_noise_model(image, params: dict, regions: list | None = None) -> dict:
+    """Return `params` with the noise-model values left None filled from one image-wide estimate (from `regions` if read)."""
     if all(params[k] is not None for k in _NOISE_NAMES):
         return params
-    a, b, dark = estimate_noise_model(image)
+    a, b, dark = estimate_noise_model(image, regions=regions)
     estimated = {"noise": float(np.sqrt(a)), "shot_noise": b, "dark_level": dark}
     return {**params, **{k: estimated[k] for k in _NOISE_NAMES if params[k] is None}}
 
 
-def prepare_white_noise(image, params: dict) -> dict:
-    """Return `params` with noise=None filled by one image-wide estimate of white noise."""
+def prepare_white_noise(image, params: dict, regions: list | None = None) -> dict:
+    """Return `params` with noise=None filled by one image-wide estimate of white noise (from `regions` if read)."""
     if params["noise"] is None:
-        params = dict(params, noise=estimate_noise(image))
+        params = dict(params, noise=estimate_noise(image, regions=regions))
     return params

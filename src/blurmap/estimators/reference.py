@@ -405,8 +405,8 @@ def _finite_or_mean(a: np.ndarray, name: str) -> np.ndarray:
     return np.where(bad, np.mean(a[~bad]), a).astype(np.float32) if bad.any() else a
 
 
-def _prepare(image, params: dict, reference) -> dict:
-    """Register the reference, fit gain and offset, estimate noise: once per image, on a central crop."""
+def _prepare(image, params: dict, regions: list | None = None, *, reference) -> dict:
+    """Register the reference, fit gain and offset, estimate noise: once per image, on a central crop (not `regions`)."""
     params = dict(params)
     crop = tuple(slice(max(0, (n - CROP) // 2), max(0, (n - CROP) // 2) + CROP) for n in image.shape)
     img, ref = image[crop], reference[crop]
