@@ -9,8 +9,9 @@ from scipy import ndimage as ndi
 from blurmap.estimators._blas import _controller, one_blas_thread
 from blurmap.estimators._energy import gradient_energy, laplacian_energy
 from blurmap.estimators._filters import block_energies, box2, gaussian, interpolate
+from blurmap.estimators._grid import block_mean
 
-SHAPES = [(2, 2), (3, 7), (9, 4), (37, 23), (130, 67)]
+SHAPES = [(1, 1), (1, 5), (2, 2), (3, 7), (9, 4), (37, 23), (130, 67)]  # a block or a kernel wider than the image too
 
 
 def _image(shape, dtype=np.float32, seed=0):
@@ -44,7 +45,7 @@ def _reference_blocks(a: np.ndarray, factor: int) -> np.ndarray:
     return a.reshape(a.shape[0] // factor, factor, a.shape[1] // factor, factor).mean(axis=(1, 3), dtype=np.float64)
 
 
-@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("shape", [s for s in SHAPES if min(s) > 1])  # numpy's differences need two samples
 @pytest.mark.parametrize("factor", [1, 2, 4])
 def test_block_energies_are_the_numpy_energies_block_means(shape, factor):
     g = _image(shape)
@@ -54,6 +55,13 @@ def test_block_energies_are_the_numpy_energies_block_means(shape, factor):
     np.testing.assert_allclose(squares, _reference_blocks(e * e, factor), rtol=1e-12)
     np.testing.assert_allclose(curvature, _reference_blocks(laplacian_energy(g), factor), rtol=1e-12)
     assert not block_energies(g, factor)[1].any()  # squares only when asked
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_block_mean_is_numpys_mean_of_the_mirrored_blocks(dtype, shape):
+    a = _image(shape, dtype)
+    np.testing.assert_allclose(block_mean(a), _reference_blocks(a, 4), rtol=1e-15)  # the sums' order may differ
 
 
 def test_block_energies_of_a_single_row_or_column_have_no_difference_across_it():

@@ -146,9 +146,9 @@ def _block_energies(g: np.ndarray, factor: int, squares: bool) -> tuple[np.ndarr
     padded = wb * factor
     e, lap = np.empty(padded, np.float32), np.empty(padded, np.float32)
     for row in range(hb * factor):
-        _row_energies(g, row if row < h else 2 * h - 1 - row, e, lap)  # a partial last block mirrored
+        _row_energies(g, _reflect(row, h), e, lap)  # a partial last block mirrored
         for col in range(w, padded):
-            e[col], lap[col] = e[2 * w - 1 - col], lap[2 * w - 1 - col]
+            e[col], lap[col] = e[_reflect(col, w)], lap[_reflect(col, w)]
         by = row // factor
         for bx in range(wb):
             se, se2, sl = 0.0, 0.0, 0.0
@@ -319,3 +319,32 @@ def interpolate(coarse: np.ndarray, rows: tuple[np.ndarray, np.ndarray, np.ndarr
     return _interpolate(np.ascontiguousarray(coarse, dtype=np.float32), pairs(rows[0], rows[1]),
                         np.ascontiguousarray(rows[2], dtype=np.float32), pairs(columns[0], columns[1]),
                         np.ascontiguousarray(columns[2], dtype=np.float32))
+
+
+@numba.njit(cache=True, nogil=True)
+def _block_sums(a: np.ndarray, factor: int) -> np.ndarray:
+    """Return the float64 sum of each `factor` x `factor` block of `a`, a partial last block mirrored."""
+    h, w = a.shape
+    hb, wb = -(-h // factor), -(-w // factor)
+    sums = np.zeros((hb, wb))
+    for row in range(hb * factor):
+        line = a[_reflect(row, h)]  # a partial last block mirrored
+        by = row // factor
+        for bx in range(wb):
+            s = 0.0
+            for col in range(bx * factor, (bx + 1) * factor):
+                s += line[col if col < w else _reflect(col, w)]
+            sums[by, bx] += s
+    return sums
+
+
+def block_sums(a: np.ndarray, factor: int) -> np.ndarray:
+    """Return the sum of each `factor` x `factor` block of a 2-D array in float64, a partial last block mirrored.
+
+    Examples
+    --------
+    >>> block_sums(np.arange(6.0).reshape(2, 3), 2).tolist()
+    [[8.0, 12.0]]
+    """
+    a = np.asarray(a)
+    return _block_sums(np.ascontiguousarray(a if a.dtype in (np.float32, np.float64) else a.astype(np.float64)), int(factor))

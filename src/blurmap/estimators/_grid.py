@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._filters import box2, interpolate  # box2: the triangle window every block estimator pools with
+from ._filters import block_sums, box2, interpolate  # box2: the triangle window every block estimator pools with
 
 BLOCK = 4  # px; the coarse grid's step, also the alignment the engine keeps for these estimators
 # a local variance below this is flat: the engine normalises intensities to about 0 .. 1, so this is a
@@ -18,13 +18,8 @@ FLAT_VARIANCE = 1e-8
 
 
 def block_mean(a: np.ndarray, dtype=np.float64) -> np.ndarray:
-    """Return the mean of each BLOCK x BLOCK block of `a` (in `dtype`); a partial last block is mirrored."""
-    h, w = a.shape
-    ph, pw = (-h) % BLOCK, (-w) % BLOCK
-    if ph or pw:
-        a = np.pad(a, ((0, ph), (0, pw)), mode="symmetric")
-    hb, wb = a.shape[0] // BLOCK, a.shape[1] // BLOCK
-    return a.reshape(hb, BLOCK, wb, BLOCK).mean(axis=(1, 3), dtype=dtype)
+    """Return the mean of each BLOCK x BLOCK block of `a` (summed in float64, returned as `dtype`); a partial last block is mirrored."""
+    return (block_sums(a, BLOCK) / (BLOCK * BLOCK)).astype(dtype, copy=False)
 
 
 def box_size(px: float) -> int:
