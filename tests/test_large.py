@@ -247,3 +247,33 @@ def test_the_overview_waits_for_the_gui_to_lay_its_layer(image):
     thread.join(30)
     assert "step" in first
     pyramid.close()
+
+
+@pytest.mark.gui
+def test_the_overview_progress_bar_moves_with_the_redraws_not_with_every_chunk(make_napari_viewer, qtbot, npe2pm,
+                                                                                image, monkeypatch):
+    # napari's progress bar repaints the whole window, canvas included, at once when its value
+    # moves; moved by every chunk, it drew the new texture on top of the redraw (0.45 s stalls)
+    import time
+
+    pytest.importorskip("qtpy")
+    from blurmap.io import pyramid as pyr
+    from blurmap.plugin import _widget
+
+    monkeypatch.setattr(_widget, "LARGE_PIXELS", 100_000)
+    monkeypatch.setattr(pyr, "OVERVIEW_SIDE", 100)
+    with npe2pm.tmp_plugin(manifest=str(ROOT / "napari.yaml")):
+        viewer = make_napari_viewer()
+        source = viewer.add_image(image, name="big")
+        _, widget = viewer.window.add_plugin_dock_widget("napari-blurmap", "Sigma map")
+    widget.image.value = source
+    widget.method.value = "gradient_ratio"
+    widget.run()
+    bar = widget._overview_progress
+    moves = []
+    bar.events.value.connect(lambda event: moves.append((time.perf_counter(), event.value)))
+    qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=120_000)
+    times, values = zip(*moves)
+    assert values[-1] == bar.total  # the bar ends full
+    assert len(moves) < bar.total  # several chunks to a move
+    assert min(np.diff(times[:-1]), default=1.0) > 0.5 * _widget.REDRAW_MS / 1000  # on the timer (the last: at the end)

@@ -15,6 +15,7 @@ import napari
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, PushButton, create_widget
 from napari.qt.threading import create_worker
+from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QTimer
 
@@ -137,6 +138,8 @@ class SigmaMapWidget(Container):
         self._planes_done = 0
         self._pyramid = None
         self._stale = False  # set from background threads when a tile of the lazy map lands
+        self._overview_progress = None  # the progress bar of a lazy map's overview (see _run_pyramid)
+        self._steps_done = 0
         self._redraw = QTimer()
         self._redraw.setInterval(REDRAW_MS)
         self._redraw.timeout.connect(self._redraw_if_stale)
@@ -247,10 +250,15 @@ class SigmaMapWidget(Container):
         self._close_pyramid()
         self.status.value = f"computing the overview of {method} on {layer.name} ..."
         total = engine.tile_count(data.shape[:2], method, **params)
+        self._close_progress()
         self._laid = threading.Event()
         self.worker = create_worker(_compute_pyramid, data, method, params, self._mark_stale, self._laid,
-                                    _connect={"errored": self._errored}, _start_thread=False,
-                                    _progress={"total": total + 1, "desc": f"blurmap: {method} overview"})
+                                    _connect={"errored": self._errored}, _start_thread=False)
+        # napari's progress bar repaints the whole window at once, the canvas with it, whenever its value moves:
+        # moved with every chunk, it drew the map's new texture there, on top of the redraw that made it (0.45 s
+        # stalls at 32768 px). It moves on the redraw timer instead, just before the redraw (see _redraw_if_stale)
+        self._overview_progress = progress(total=total + 1, desc=f"blurmap: {method} overview")
+        self._steps_done = 0
         self.worker.yielded.connect(self._if_current(lambda value: self._pyramid_step(layer, value)))
         self.worker.returned.connect(self._if_current(self._pyramid_done))
         self._start()
@@ -299,6 +307,7 @@ class SigmaMapWidget(Container):
 
     def _pyramid_step(self, source, value) -> None:
         """Add the lazy layer when the worker has prepared it; redraw it as overview chunks land."""
+        self._steps_done += 1  # the preparation, then one per chunk
         if isinstance(value, SigmaPyramid):
             self._pyramid = value
             # napari's progress bar repaints the window for this same yield: the layer comes in the next turn of
@@ -317,7 +326,14 @@ class SigmaMapWidget(Container):
         self._stale = True
 
     def _redraw_if_stale(self) -> None:
-        """Redraw the lazy map if tiles have landed since the last redraw: reading it never waits, so neither does this."""
+        """Redraw the lazy map if tiles have landed since the last redraw: reading it never waits, so neither does this.
+
+        The overview's progress bar moves first: its repaint then finds nothing new to draw, and the
+        redraw's own paint comes in a later turn of the event loop.
+        """
+        bar = self._overview_progress
+        if bar is not None and bar.n < self._steps_done:
+            bar.update(self._steps_done - bar.n)
         if self._stale and self.pyramid_layer is not None:
             self._stale = False
             self.pyramid_layer.refresh()
@@ -389,6 +405,14 @@ class SigmaMapWidget(Container):
     def _finished(self) -> None:
         self.run_button.enabled = True
         self.cancel_button.enabled = False
+        self._close_progress()
+
+    def _close_progress(self) -> None:
+        """Bring a lazy map's overview progress bar up to what was done, and close it."""
+        bar, self._overview_progress = self._overview_progress, None
+        if bar is not None:
+            bar.update(max(self._steps_done - bar.n, 0))
+            bar.close()
 
 
 @cache
