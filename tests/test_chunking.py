@@ -129,3 +129,18 @@ def test_chunked_equals_whole_for_every_output_of_the_directional_method():
             assert np.array_equal(np.isnan(got), np.isnan(want)) and np.nanmax(diff) < 1e-2
         else:
             np.testing.assert_allclose(got, want, atol=1e-4, rtol=0, equal_nan=True)
+
+
+@pytest.mark.parametrize("method", ["gradient_ratio", "learned", "reference"])
+def test_the_widgets_tiles_of_an_in_memory_image_are_the_lazy_maps_blocks(method):
+    # an in-memory image's tiles are cut with their halos straight from it (no dask graph per tile)
+    image = TEXTURE.copy()
+    image[40:44, 200:230] = np.nan  # unknown pixels near a tile's edge
+    extra = {"reference": synthetic.dead_leaves(SHAPE, seed=5)} if method == "reference" else {}
+    from blurmap import estimate_tiles
+
+    *_, last = estimate_tiles(image, method, chunk=136, **extra)
+    lazy = estimate(da.from_array(image, chunks=136), method, return_confidence=True,
+                    **{k: da.from_array(v, chunks=136) for k, v in extra.items()})
+    for got, expected in zip((last.sigma, last.confidence), lazy):
+        np.testing.assert_allclose(got, np.asarray(expected), rtol=0, atol=1e-6, equal_nan=True)

@@ -196,6 +196,19 @@ def _window_block(*, reader, shape: tuple[int, int], halo: int, method: str, par
     return np.stack([m[y0 - top:y1 - top, x0 - left:x1 - left] for m in maps], axis=-1)
 
 
+def _tile_with_halo(prep: Prepared, ys: slice, xs: slice, halo: int) -> np.ndarray:
+    """Return the (h, w, outputs) maps of the block ys, xs of an in-memory prepared image, computed on it and its halo.
+
+    The window reaches `halo` px past the block, clipped at the image's edges: what ``_lazy``'s
+    overlap gives the same block, without building a dask graph for it.
+    """
+    h, w = prep.image.shape
+    top, left = max(ys.start - halo, 0), max(xs.start - halo, 0)
+    window = (slice(top, min(ys.stop + halo, h)), slice(left, min(xs.stop + halo, w)))
+    maps = run_tile(prep.estimator, prep.image[window], prep.params, {k: a[window] for k, a in prep.inputs.items()})
+    return np.stack([m[ys.start - top:ys.stop - top, xs.start - left:xs.stop - left] for m in maps], axis=-1)
+
+
 def _lazy(prep: Prepared, chunks: tuple[int, int] | None, reader=None):
     """Return a lazy (H, W, outputs) float32 dask array of the estimator's outputs (sigma, ..., confidence), chunk by chunk.
 
@@ -505,11 +518,20 @@ def estimate_tiles(image, method: str | None = None, *, chunk: int = DEFAULT_CHU
     True
     """
     prep = prepare(image, method, **params)
-    lazy = _lazy(prep, (chunk, chunk))
     maps = {name: np.empty(prep.image.shape, dtype=np.float32) for name in prep.estimator.outputs}
     sigma, conf = maps["sigma"], maps["confidence"]
+    lazy = _lazy(prep, (chunk, chunk))
     ny, nx = lazy.numblocks[:2]
     starts = [np.cumsum((0,) + c) for c in lazy.chunks[:2]]
+    in_memory = not is_dask(prep.image) and not any(is_dask(a) for a in prep.inputs.values())
+    halo = prep.estimator.halo_for(prep.params)
+
+    def fill(i: int, j: int) -> None:  # in a worker: each tile writes its own part of the maps
+        ys, xs = slice(starts[0][i], starts[0][i + 1]), slice(starts[1][j], starts[1][j + 1])
+        tile = _tile_with_halo(prep, ys, xs, halo) if in_memory else lazy.blocks[i, j].compute(scheduler="sync")
+        for k, array in enumerate(maps.values()):
+            array[ys, xs] = tile[..., k]
+
     todo = [(i, j) for i in range(ny) for j in range(nx)]
     workers = cores()
     with ThreadPoolExecutor(workers) as pool:  # a tile per core at a time, in order, each yielded as it ends
@@ -518,15 +540,11 @@ def estimate_tiles(image, method: str | None = None, *, chunk: int = DEFAULT_CHU
             while todo or running:
                 while todo and len(running) < workers:
                     i, j = todo.pop(0)
-                    running[pool.submit(lazy.blocks[i, j].compute, scheduler="sync")] = (i, j)
+                    running[pool.submit(fill, i, j)] = (i, j)
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:
-                    i, j = running.pop(future)
-                    tile = future.result()
-                    ys = slice(starts[0][i], starts[0][i + 1])
-                    xs = slice(starts[1][j], starts[1][j + 1])
-                    for k, array in enumerate(maps.values()):
-                        array[ys, xs] = tile[..., k]
+                    running.pop(future)
+                    future.result()
                     done += 1
                     yield TileProgress(done, ny * nx, sigma, conf, prep.reported, maps)
         finally:  # closed early (cancelled): start no further tile; those running end with the pool
