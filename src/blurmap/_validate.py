@@ -112,7 +112,8 @@ def intensity_scale(grey, *, name: str = "image", regions: list[np.ndarray] | No
 
     # the same regions whatever the array (numpy, or dask however chunked), so that both normalise alike
     samples = sample_regions(grey) if regions is None else regions
-    finite = np.concatenate([np.asarray(a)[np.isfinite(a)].ravel() for a in samples]).astype(np.float64)
+    pixels = np.concatenate([np.asarray(a).ravel() for a in samples])
+    finite = (pixels if np.isfinite(pixels).all() else pixels[np.isfinite(pixels)]).astype(np.float64)  # in order
     if finite.size == 0:
         raise ValueError(f"the {name} has no finite pixel (in the regions sampled): they are NaN or infinite")
     lo, hi = (float(v) for v in np.percentile(finite, [0.1, 99.9]))
