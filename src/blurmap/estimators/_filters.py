@@ -343,8 +343,8 @@ def block_sums(a: np.ndarray, factor: int) -> np.ndarray:
 
     Examples
     --------
-    >>> block_sums(np.arange(6.0).reshape(2, 3), 2).tolist()
-    [[8.0, 12.0]]
+    >>> block_sums(np.arange(6.0).reshape(2, 3), 2).tolist()  # the second block mirrors column 2: 2 + 2 + 5 + 5
+    [[8.0, 14.0]]
     """
     a = np.asarray(a)
     return _block_sums(np.ascontiguousarray(a if a.dtype in (np.float32, np.float64) else a.astype(np.float64)), int(factor))
