@@ -185,3 +185,13 @@ def test_profile_gives_the_optics_of_a_tilted_specimen(tmp_path, capsys):
     assert main(["profile", str(path), str(tmp_path / "other"), "--pixel-size", "5", "--tilt", "95"]) == 2
     assert "tilt_deg must lie strictly between 0 and 90" in capsys.readouterr().err
     assert not (tmp_path / "other").exists()  # refused before anything was written
+
+
+def test_output_read_by_a_pipe_that_closes_early_ends_without_a_traceback():
+    # `blurmap demo out | head -1` printed a BrokenPipeError traceback from deep in the summary
+    proc = subprocess.Popen([sys.executable, "-c", "from blurmap.cli import main; raise SystemExit(main(['methods']))"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before anything is written
+    _, err = proc.communicate(timeout=120)
+    assert b"Traceback" not in err and b"BrokenPipeError" not in err, err.decode()
+    assert proc.returncode == 1

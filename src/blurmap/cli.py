@@ -602,7 +602,12 @@ def main(argv: list[str] | None = None) -> int:
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if main_thread else None
     try:
-        return _run(args)
+        code = _run(args)
+        sys.stdout.flush()  # here, where a closed pipe can still be answered, not at exit
+        return code
+    except BrokenPipeError:  # whoever read the output stopped reading (`| head`): stop quietly, as other tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the flush at exit would raise again
+        return 1
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
