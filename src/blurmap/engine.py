@@ -189,24 +189,25 @@ def _window_block(*, reader, shape: tuple[int, int], halo: int, method: str, par
     """Return one block's (h, w, outputs) float32 maps (sigma, ..., confidence), its window and halo read straight from
     `reader`."""
     (y0, y1), (x0, x1) = block_info[None]["array-location"][:2]
-    top, left = max(y0 - halo, 0), max(x0 - halo, 0)
-    raw = np.asarray(reader[top:min(y1 + halo, shape[0]), left:min(x1 + halo, shape[1])])
-    tile = normalised(to_grey(raw), scale)  # as prepare() normalised the whole image
-    maps = run_tile(get(method), tile, params)
-    return np.stack([m[y0 - top:y1 - top, x0 - left:x1 - left] for m in maps], axis=-1)
+    window, block = _halo_window(slice(y0, y1), slice(x0, x1), halo, shape)
+    tile = normalised(to_grey(np.asarray(reader[window])), scale)  # as prepare() normalised the whole image
+    return np.stack([m[block] for m in run_tile(get(method), tile, params)], axis=-1)
+
+
+def _halo_window(ys: slice, xs: slice, halo: int, shape: tuple[int, int]) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
+    """Return the window of the block ys, xs and `halo` px around it, clipped at the image's edges (what ``_lazy``'s
+    overlap gives a block), and where the block lies within that window."""
+    top, left = max(ys.start - halo, 0), max(xs.start - halo, 0)
+    window = (slice(top, min(ys.stop + halo, shape[0])), slice(left, min(xs.stop + halo, shape[1])))
+    return window, (slice(ys.start - top, ys.stop - top), slice(xs.start - left, xs.stop - left))
 
 
 def _tile_with_halo(prep: Prepared, ys: slice, xs: slice, halo: int) -> np.ndarray:
-    """Return the (h, w, outputs) maps of the block ys, xs of an in-memory prepared image, computed on it and its halo.
-
-    The window reaches `halo` px past the block, clipped at the image's edges: what ``_lazy``'s
-    overlap gives the same block, without building a dask graph for it.
-    """
-    h, w = prep.image.shape
-    top, left = max(ys.start - halo, 0), max(xs.start - halo, 0)
-    window = (slice(top, min(ys.stop + halo, h)), slice(left, min(xs.stop + halo, w)))
+    """Return the (h, w, outputs) maps of the block ys, xs of an in-memory prepared image, computed on it and its halo:
+    ``_lazy``'s block, without building a dask graph for it."""
+    window, block = _halo_window(ys, xs, halo, prep.image.shape)
     maps = run_tile(prep.estimator, prep.image[window], prep.params, {k: a[window] for k, a in prep.inputs.items()})
-    return np.stack([m[ys.start - top:ys.stop - top, xs.start - left:xs.stop - left] for m in maps], axis=-1)
+    return np.stack([m[block] for m in maps], axis=-1)
 
 
 def _lazy(prep: Prepared, chunks: tuple[int, int] | None, reader=None):
@@ -520,11 +521,12 @@ def estimate_tiles(image, method: str | None = None, *, chunk: int = DEFAULT_CHU
     prep = prepare(image, method, **params)
     maps = {name: np.empty(prep.image.shape, dtype=np.float32) for name in prep.estimator.outputs}
     sigma, conf = maps["sigma"], maps["confidence"]
-    lazy = _lazy(prep, (chunk, chunk))
-    ny, nx = lazy.numblocks[:2]
-    starts = [np.cumsum((0,) + c) for c in lazy.chunks[:2]]
+    est, halo = prep.estimator, prep.estimator.halo_for(prep.params)
+    plan = plan_chunks(prep.image.shape, (chunk, chunk), halo, est.align_for(prep.params))  # _lazy's blocks
+    ny, nx = len(plan[0]), len(plan[1])
+    starts = [np.cumsum((0,) + c) for c in plan]
     in_memory = not is_dask(prep.image) and not any(is_dask(a) for a in prep.inputs.values())
-    halo = prep.estimator.halo_for(prep.params)
+    lazy = None if in_memory else _lazy(prep, (chunk, chunk))  # a lazy image's tiles come through its graph
 
     def fill(i: int, j: int) -> None:  # in a worker: each tile writes its own part of the maps
         ys, xs = slice(starts[0][i], starts[0][i + 1]), slice(starts[1][j], starts[1][j + 1])
