@@ -310,8 +310,8 @@ class SigmaMapWidget(Container):
         self._steps_done += 1  # the preparation, then one per chunk
         if isinstance(value, SigmaPyramid):
             self._pyramid = value
-            # napari's progress bar repaints the window for this same yield: the layer comes in the next turn of
-            # the event loop, so that the two are two short stalls rather than one long one
+            # the layer is laid in a turn of the event loop of its own, its colour bar in another (show_sigma_pyramid):
+            # napari builds both in Python on this thread, and together with a redraw they made one long stall
             QTimer.singleShot(LATER_MS, lambda: self._lay_pyramid(source, value))
 
     def _lay_pyramid(self, source, pyramid: SigmaPyramid) -> None:
