@@ -114,3 +114,39 @@ def test_blas_keeps_one_thread_while_any_tile_runs_and_gets_its_own_back():
         t.join(10)
     assert seen["after the first left"] == [1] * len(before)  # the first tile out must not lift the limit
     assert _blas_threads() == before  # the last one out restores the user's setting
+
+
+_NO_CACHE_PLACE = """
+import sys
+sys.meta_path[:] = [f for f in sys.meta_path if "ditable" not in type(f).__name__]  # not the editable install
+sys.path = [sys.argv[1]] + [p for p in sys.path if not p.endswith("src")]
+import numpy as np
+import blurmap
+from blurmap import synthetic
+assert blurmap.__file__.startswith(sys.argv[1]), blurmap.__file__
+image = blurmap.blur(synthetic.dead_leaves((96, 96), seed=1), np.full((96, 96), 2.0))
+print(float(np.median(blurmap.estimate(image, "gradient_ratio", noise=0, shot_noise=0))))
+"""
+
+
+def test_the_loops_compile_where_numba_finds_no_place_to_cache_them(tmp_path):
+    # a package numba cannot cache beside (here a zip) and a HOME it cannot write under: numba's
+    # cache raised at import, deep inside numba; the loops are then compiled in memory instead
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import blurmap
+
+    source = Path(blurmap.__file__).parent
+    archive = shutil.make_archive(str(tmp_path / "pkg"), "zip", source.parent, source.name)
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env["HOME"] = "/dev/null/home"  # under a file: nothing can be made there, by root either
+    run = subprocess.run([sys.executable, "-c", _NO_CACHE_PLACE, archive], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    from blurmap import blur, estimate, synthetic
+    image = blur(synthetic.dead_leaves((96, 96), seed=1), np.full((96, 96), 2.0))
+    assert float(run.stdout.split()[-1]) == float(np.median(estimate(image, "gradient_ratio", noise=0, shot_noise=0)))

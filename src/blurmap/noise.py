@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from scipy import ndimage as ndi
+
+from ._compile import compiled
 
 __all__ = ["estimate_noise", "estimate_noise_model"]
 
@@ -33,7 +34,7 @@ def _blocks(a: np.ndarray) -> np.ndarray:
     return a[:h, :w].reshape(h // _BLOCK, _BLOCK, w // _BLOCK, _BLOCK).mean(axis=(1, 3)).ravel()
 
 
-@numba.njit(cache=True, nogil=True)
+@compiled
 def _immerkaer_blocks(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Return, per whole 8x8 block of the interior t[1:-1, 1:-1] (float64), the mean of t and of its squared mask response."""
     hb, wb = (t.shape[0] - 2) // _BLOCK, (t.shape[1] - 2) // _BLOCK

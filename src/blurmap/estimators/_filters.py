@@ -7,13 +7,14 @@ figures that earn it its place). They release the GIL, so the engine's threads r
 
 from __future__ import annotations
 
-import numba
 import numpy as np
+
+from .._compile import compiled
 
 TRUNCATE = 4.0  # Gaussian re-blurs are cut at this many standard deviations (every block estimator)
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@compiled(inline="always")
 def _reflect(i: int, n: int) -> int:
     """Return the index `i` (any integer) mirrored into 0 .. n - 1 as scipy's "reflect" mode does (d c b a | a b c d)."""
     period = 2 * n
@@ -21,7 +22,7 @@ def _reflect(i: int, n: int) -> int:
     return i if i < n else period - 1 - i
 
 
-@numba.njit(cache=True, nogil=True)
+@compiled
 def _along_rows(img: np.ndarray, taps: np.ndarray, out: np.ndarray) -> None:
     """Write to `out` the symmetric filter `taps` (centre first) along axis 0 of `img`, summed in float64."""
     h, w = img.shape
@@ -37,7 +38,7 @@ def _along_rows(img: np.ndarray, taps: np.ndarray, out: np.ndarray) -> None:
             out[y, x] = acc[x]
 
 
-@numba.njit(cache=True, nogil=True)
+@compiled
 def _along_columns(img: np.ndarray, taps: np.ndarray, out: np.ndarray) -> None:
     """Write to `out` the symmetric filter `taps` (centre first) along axis 1 of `img`, summed in float64."""
     h, w = img.shape
@@ -101,7 +102,7 @@ def gaussian(image: np.ndarray, sigma: float, truncate: float = TRUNCATE) -> np.
     return out
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@compiled(inline="always")
 def _second_difference(before: np.float32, centre: np.float32, after: np.float32, i: int, n: int) -> np.float32:
     """Return before - 2 centre + after at index `i` of `n`; at the ends, where the mirror repeats the centre, after - centre."""
     if i == 0:
@@ -111,7 +112,7 @@ def _second_difference(before: np.float32, centre: np.float32, after: np.float32
     return after + before - np.float32(2.0) * centre
 
 
-@numba.njit(cache=True, nogil=True)
+@compiled
 def _row_energies(g: np.ndarray, y: int, energy: np.ndarray, curvature: np.ndarray) -> None:
     """Write row `y`'s gradient energy and squared Laplacian (float32, borders reflected) to the two rows given."""
     h, w = g.shape
@@ -137,7 +138,7 @@ def _row_energies(g: np.ndarray, y: int, energy: np.ndarray, curvature: np.ndarr
         inner_curvature[x] = lap * lap
 
 
-@numba.njit(cache=True, nogil=True)
+@compiled
 def _block_energies(g: np.ndarray, factor: int, squares: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return per `factor` x `factor` block the sums of e, e**2 (if `squares`) and the squared Laplacian (float64)."""
     h, w = g.shape
@@ -199,7 +200,7 @@ def block_energies(g: np.ndarray, factor: int = 4, squares: bool = False) -> tup
     return energy / n, energy2 / n, curvature / n
 
 
-@numba.njit(cache=True, nogil=True)
+@compiled
 def _box_along_rows(a: np.ndarray, size: int, out: np.ndarray) -> None:
     """Write to `out` the mean of `size` samples along axis 0 of `a`, borders reflected: a running sum in float64."""
     h, w = a.shape
@@ -218,7 +219,7 @@ def _box_along_rows(a: np.ndarray, size: int, out: np.ndarray) -> None:
             out[y, x] = total[x] / size
 
 
-@numba.njit(cache=True, nogil=True)
+@compiled
 def _box_along_columns(a: np.ndarray, size: int, out: np.ndarray) -> None:
     """Write to `out` the mean of `size` samples along axis 1 of `a`, borders reflected: a running sum in float64."""
     h, w = a.shape
@@ -274,7 +275,7 @@ def box2(a: np.ndarray, size: int) -> np.ndarray:
     return second
 
 
-@numba.njit(cache=True, nogil=True)
+@compiled
 def _interpolate(coarse: np.ndarray, rows: np.ndarray, row_weights: np.ndarray, columns: np.ndarray,
                  column_weights: np.ndarray) -> np.ndarray:
     """Return `coarse` interpolated linearly between samples rows[:, 0] and rows[:, 1] (weights of the second), then columns."""
@@ -321,7 +322,7 @@ def interpolate(coarse: np.ndarray, rows: tuple[np.ndarray, np.ndarray, np.ndarr
                         np.ascontiguousarray(columns[2], dtype=np.float32))
 
 
-@numba.njit(cache=True, nogil=True)
+@compiled
 def _block_sums(a: np.ndarray, factor: int) -> np.ndarray:
     """Return the float64 sum of each `factor` x `factor` block of `a`, a partial last block mirrored."""
     h, w = a.shape
