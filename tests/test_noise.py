@@ -1,5 +1,6 @@
 import dask.array as da
 import numpy as np
+import pytest
 from scipy import ndimage as ndi
 
 from blurmap import estimate_noise, synthetic
@@ -64,3 +65,48 @@ def test_a_lazy_image_is_read_once_where_the_samples_lie_before_any_chunk(sem):
     assert source.reads == len(touched)  # each chunk under a window once
     whole = prepare(image, "gradient_ratio")
     assert prep.params == whole.params  # and reads what the in-memory image does
+
+
+@pytest.mark.parametrize("shape, chunk", [((4096, 4096), 1024), ((4096, 4096), 256), ((600, 20000), 512),
+                                          ((300, 300), 128)])
+def test_a_lazy_image_s_samples_are_its_windows_read_from_at_most_twice_their_pixels(shape, chunk):
+    # rows of windows across most of the image are read as whole bands: at most twice the windows' pixels, or the
+    # chunks under the windows where windows share them (dask reads a shared chunk whole)
+    from blurmap.noise import SAMPLE, sample_origins, sample_regions
+
+    class Counted:
+        def __init__(self, a):
+            self.a, self.shape, self.dtype, self.ndim, self.pixels = a, a.shape, a.dtype, a.ndim, 0
+
+        def __getitem__(self, key):
+            out = self.a[key]
+            self.pixels += out.size
+            return out
+
+    image = np.arange(shape[0] * shape[1], dtype=np.float32).reshape(shape)
+    source = Counted(image)
+    lazy = da.from_array(source, chunks=chunk, asarray=False)
+    source.pixels = 0
+    regions = sample_regions(lazy)
+    expected = sample_regions(image)
+    assert len(regions) == len(expected)
+    for got, want in zip(regions, expected):
+        np.testing.assert_array_equal(got, want)
+    under = {(cy, cx) for y, x in sample_origins(shape)
+             for cy in range(y // chunk, (min(y + SAMPLE, shape[0]) - 1) // chunk + 1)
+             for cx in range(x // chunk, (min(x + SAMPLE, shape[1]) - 1) // chunk + 1)}
+    chunk_pixels = sum(lazy.blocks[c].size for c in under)
+    assert source.pixels <= max(2 * sum(w.size for w in expected), chunk_pixels)
+
+
+def test_the_intensity_scale_s_tail_percentiles_are_numpy_s_to_the_bit():
+    from blurmap._validate import tail_percentiles
+
+    rng = np.random.default_rng(3)
+    cases = [rng.random(4_200_000, dtype=np.float32), rng.normal(size=300_001), rng.integers(0, 4, 200_000).astype(
+        np.float32), np.zeros(5000, np.float32), np.arange(7.0), np.array([2.5]),
+        np.sort(rng.random(150_000)),  # sorted: a strided subsample sees only one end's share
+        np.concatenate([np.full(100_000, 1.0), rng.random(100)])]  # the threshold keeps a tie of 100 000
+    for values in cases:
+        for percents in [(0.1, 99.9), (0.0, 100.0), (1.0, 50.0, 99.0)]:
+            assert tail_percentiles(values, percents) == tuple(np.percentile(values.astype(np.float64), percents))

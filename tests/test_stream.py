@@ -121,6 +121,27 @@ def test_blocks_reading_their_own_windows_equal_the_overlap_engine(tmp_path, til
         np.testing.assert_array_equal(windowed.compute(), overlapped.compute())
 
 
+def test_blocks_reading_their_own_windows_read_the_noise_samples_through_the_reader_too(tiled_tiff):
+    # the samples went through dask's graph of the file (twice the time of reading them straight)
+    import dask.array as da
+
+    class Unread:
+        def __init__(self, shape, dtype):
+            self.shape, self.dtype, self.ndim = shape, dtype, len(shape)
+
+        def __getitem__(self, key):
+            raise AssertionError("read through dask")
+
+    src = open_image(tiled_tiff)
+    level = src.levels[0]
+    lazy = da.from_array(Unread(level.shape, level.dtype), chunks=level.chunks, asarray=False, meta=np.empty((0, 0),
+                         level.dtype))
+    windowed, used = lazy_maps(lazy, GR, (256, 256), reader=src.planes[0])
+    expected, expected_used = lazy_maps(level, GR, (256, 256))
+    assert used == expected_used
+    np.testing.assert_array_equal(windowed.compute(), expected.compute())
+
+
 def test_refusals_leave_everything_as_it_was(tmp_path, tiled_tiff, capsys):
     out = tmp_path / "map.zarr"
     assert main(["estimate", str(tiled_tiff), str(out)]) == 0  # an earlier result (only those are replaced)

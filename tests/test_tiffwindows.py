@@ -121,3 +121,46 @@ def test_threads_that_end_leave_no_file_open(tmp_path):
         thread.start()
         thread.join()
     assert open_on_it() == before
+
+
+CONTIGUOUS = {
+    "one strip float32": (RNG.random((300, 257)).astype(np.float32), {}),
+    "one strip RGB uint8": (RNG.integers(0, 255, (120, 90, 3), dtype=np.uint8), dict(photometric="rgb")),
+    "big-endian uint16 strips": (RNG.integers(0, 60000, (300, 257), dtype=np.uint16),
+                                 dict(rowsperstrip=16, byteorder=">")),
+    "rows wider than a read call": (RNG.random((60, 9000)), {}),  # a narrow window reads each row's own bytes
+}
+
+
+@pytest.mark.parametrize("layout", CONTIGUOUS)
+def test_uncompressed_rows_are_read_in_chunks_of_any_shape_and_equal_tifffiles(tmp_path, layout):
+    pixels, options = CONTIGUOUS[layout]
+    path = tmp_path / "flat.tif"
+    tifffile.imwrite(path, pixels, **options)
+    source = open_image(path)
+    plane = source.planes[0]
+    assert tiffwindows.open_tiff(str(path)).reader(plane.array.key).contiguous
+    for window in WINDOWS + [(slice(1, 299), slice(200, 257)), (slice(0, 3), slice(0, 256))]:
+        np.testing.assert_array_equal(plane[window], pixels[window])
+    np.testing.assert_array_equal(np.asarray(source.levels[0]), pixels)
+
+
+def test_a_truncated_file_of_uncompressed_rows_gives_a_clear_error(tmp_path):
+    path = tmp_path / "cut.tif"
+    tifffile.imwrite(path, RNG.integers(0, 255, (128, 128), dtype=np.uint8))
+    plane = open_image(path).planes[0]
+    path.write_bytes(path.read_bytes()[:-2000])
+    with pytest.raises(ValueError, match="truncated"):
+        plane[100:, 100:]
+    with pytest.raises(ValueError, match="truncated"):
+        plane[100:, :5]
+
+
+def test_an_image_in_one_strip_is_not_one_chunk(tmp_path):
+    path = tmp_path / "one_strip.tif"
+    pixels = RNG.integers(0, 255, (2100, 1030), dtype=np.uint8)
+    tifffile.imwrite(path, pixels)  # as most microscopes write: uncompressed, one strip
+    assert len(tifffile.TiffFile(path).pages[0].dataoffsets) == 1
+    level = open_image(path).levels[0]
+    assert level.chunks == ((1024, 1024, 52), (1024, 6))  # each chunk reads its own rows and columns
+    np.testing.assert_array_equal(level.blocks[1, 1].compute(), pixels[1024:2048, 1024:])

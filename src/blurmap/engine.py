@@ -87,19 +87,24 @@ class Prepared(NamedTuple):
     raw: tuple  # (grey image, scale), then (other image, its scale) per input: what a dask block normalises itself
 
 
-def prepare(image, method: str | None = None, **params) -> Prepared:
+def prepare(image, method: str | None = None, *, reader=None, **params) -> Prepared:
     """Check everything, normalise the image's intensities, and fill image-wide parameters once, before any chunk.
 
     The image enters as (value - loc) / scale, loc and scale from the 0.1th and 99.9th percentiles
     of its sampled pixels, so that every estimator sees the same numbers whatever the image's gain
     and offset; another image a method needs is normalised by its own loc and scale. Parameters
-    in image units are converted to the normalised units and back (see Param.scaling).
+    in image units are converted to the normalised units and back (see Param.scaling). A lazy
+    image's samples are read once, from `reader` if given (as in ``lazy_maps``), else through dask.
     """
     est = get(method)
     arrays = {name: params.pop(name, None) for name in est.inputs}
     checked = est.check(params)
     grey = as_2d_grey(image)
-    regions = sample_regions(grey) if is_dask(grey) else None  # a lazy image is read once where the samples lie
+    regions = None  # a lazy image is read once where the samples lie, the same pixels as its grey plane's
+    if reader is not None:
+        regions = [to_grey(w) for w in sample_regions(reader)]
+    elif is_dask(grey):
+        regions = sample_regions(grey)
     scale = intensity_scale(grey, regions=regions)
     img = normalised(grey, scale)
     other_scale, raw = None, [(grey, scale)]
@@ -202,12 +207,45 @@ def _halo_window(ys: slice, xs: slice, halo: int, shape: tuple[int, int]) -> tup
     return window, (slice(ys.start - top, ys.stop - top), slice(xs.start - left, xs.stop - left))
 
 
-def _tile_with_halo(prep: Prepared, ys: slice, xs: slice, halo: int) -> np.ndarray:
-    """Return the (h, w, outputs) maps of the block ys, xs of an in-memory prepared image, computed on it and its halo:
-    ``_lazy``'s block, without building a dask graph for it."""
+def _tile_with_halo(prep: Prepared, ys: slice, xs: slice, halo: int) -> list[np.ndarray]:
+    """Return the maps (sigma, ..., confidence) of the block ys, xs of an in-memory prepared image, computed on it and
+    its halo: ``_lazy``'s block, without building a dask graph for it."""
     window, block = _halo_window(ys, xs, halo, prep.image.shape)
     maps = run_tile(prep.estimator, prep.image[window], prep.params, {k: a[window] for k, a in prep.inputs.items()})
-    return np.stack([m[block] for m in maps], axis=-1)
+    return [m[block] for m in maps]
+
+
+class _Tiles(NamedTuple):
+    """An image's tiles (``_lazy``'s blocks) and the maps they are written into, one float32 array per output."""
+
+    starts: tuple[np.ndarray, np.ndarray]  # px; where each row and column of tiles starts, and the image's side last
+    halo: int  # px
+    maps: dict  # output name -> (H, W) float32
+    lazy: object  # the lazy maps a lazy image's tiles come from; None for an in-memory image
+
+    def count(self) -> tuple[int, int]:
+        """Return the rows and columns of tiles."""
+        return len(self.starts[0]) - 1, len(self.starts[1]) - 1
+
+    def fill(self, prep: Prepared, i: int, j: int) -> None:
+        """Compute tile (i, j) and write it into the maps (each tile writes its own part: run it in any thread)."""
+        ys, xs = (slice(int(s[k]), int(s[k + 1])) for s, k in zip(self.starts, (i, j)))
+        if self.lazy is None:
+            tile = _tile_with_halo(prep, ys, xs, self.halo)
+        else:
+            block = self.lazy.blocks[i, j].compute(scheduler="sync")
+            tile = [block[..., k] for k in range(block.shape[-1])]
+        for array, part in zip(self.maps.values(), tile):
+            array[ys, xs] = part
+
+
+def _tiles(prep: Prepared, chunk: tuple[int, int]) -> _Tiles:
+    """Return the tiles of `chunk` px (as ``_lazy`` plans them) of a prepared image, with empty maps to fill."""
+    est, halo = prep.estimator, prep.estimator.halo_for(prep.params)
+    plan = plan_chunks(prep.image.shape, chunk, halo, est.align_for(prep.params))
+    in_memory = not is_dask(prep.image) and not any(is_dask(a) for a in prep.inputs.values())
+    maps = {name: np.empty(prep.image.shape, dtype=np.float32) for name in est.outputs}
+    return _Tiles(tuple(np.cumsum((0,) + c) for c in plan), halo, maps, None if in_memory else _lazy(prep, chunk))
 
 
 def _lazy(prep: Prepared, chunks: tuple[int, int] | None, reader=None):
@@ -284,7 +322,7 @@ def lazy_maps(image, method: str | None, chunks: tuple[int, int], *, reader=None
     >>> maps.shape, maps.numblocks, sorted(used)[:2]
     ((200, 260, 2), (1, 2, 1), ['dark_level', 'fill_reach'])
     """
-    prep = prepare(image, method, **params)
+    prep = prepare(image, method, reader=reader if is_dask(image) else None, **params)
     return _lazy(prep, as_chunks(chunks), reader), dict(prep.reported)
 
 
@@ -372,8 +410,11 @@ def _maps(image, method: str | None, chunks, params: dict) -> dict:
         out = _lazy(prep, chunks)
         return {name: out[..., k] for k, name in enumerate(names)}
     if chunks is not None or _threaded_chunks(prep) is not None:  # tiles on every core, with their halos
-        out = _lazy(prep, chunks or _threaded_chunks(prep)).compute(scheduler="threads", num_workers=cores())
-        return {name: out[..., k] for k, name in enumerate(names)}
+        tiles = _tiles(prep, chunks or _threaded_chunks(prep))
+        ny, nx = tiles.count()
+        with ThreadPoolExecutor(cores()) as pool:  # each tile written into the maps by its thread: nothing to join
+            list(pool.map(lambda ij: tiles.fill(prep, *ij), [(i, j) for i in range(ny) for j in range(nx)]))
+        return tiles.maps
     return dict(zip(names, run_tile(prep.estimator, prep.image, prep.params, prep.inputs)))
 
 
@@ -519,20 +560,10 @@ def estimate_tiles(image, method: str | None = None, *, chunk: int = DEFAULT_CHU
     True
     """
     prep = prepare(image, method, **params)
-    maps = {name: np.empty(prep.image.shape, dtype=np.float32) for name in prep.estimator.outputs}
+    tiles = _tiles(prep, (chunk, chunk))  # a lazy image's tiles come through its graph
+    maps = tiles.maps
     sigma, conf = maps["sigma"], maps["confidence"]
-    est, halo = prep.estimator, prep.estimator.halo_for(prep.params)
-    plan = plan_chunks(prep.image.shape, (chunk, chunk), halo, est.align_for(prep.params))  # _lazy's blocks
-    ny, nx = len(plan[0]), len(plan[1])
-    starts = [np.cumsum((0,) + c) for c in plan]
-    in_memory = not is_dask(prep.image) and not any(is_dask(a) for a in prep.inputs.values())
-    lazy = None if in_memory else _lazy(prep, (chunk, chunk))  # a lazy image's tiles come through its graph
-
-    def fill(i: int, j: int) -> None:  # in a worker: each tile writes its own part of the maps
-        ys, xs = slice(starts[0][i], starts[0][i + 1]), slice(starts[1][j], starts[1][j + 1])
-        tile = _tile_with_halo(prep, ys, xs, halo) if in_memory else lazy.blocks[i, j].compute(scheduler="sync")
-        for k, array in enumerate(maps.values()):
-            array[ys, xs] = tile[..., k]
+    ny, nx = tiles.count()
 
     todo = [(i, j) for i in range(ny) for j in range(nx)]
     workers = cores()
@@ -542,7 +573,7 @@ def estimate_tiles(image, method: str | None = None, *, chunk: int = DEFAULT_CHU
             while todo or running:
                 while todo and len(running) < workers:
                     i, j = todo.pop(0)
-                    running[pool.submit(fill, i, j)] = (i, j)
+                    running[pool.submit(tiles.fill, prep, i, j)] = (i, j)
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:
                     running.pop(future)

@@ -77,13 +77,28 @@ _UNIT_QUANTILE = _pure_noise_quantile()
 def sample_regions(image) -> list[np.ndarray]:
     """Return the windows of a 2-D image the noise estimates read (SAMPLE px at sample_origins), as numpy arrays.
 
-    A dask array computes only these windows, in one computation.
+    `image` is a numpy or dask array, or any array whose ``[rows, cols]`` reads numpy (an
+    ``io.Source`` plane). Anything but numpy is read only where the windows lie, in one go (one
+    dask computation): a row of windows that covers half its band of the image or more is read
+    as the whole band (at most twice the pixels, one read where dask would read each chunk two
+    windows share whole), any other window on its own.
     """
-    windows = [image[y:y + SAMPLE, x:x + SAMPLE] for y, x in sample_origins(tuple(image.shape))]
-    if not isinstance(image, np.ndarray):
+    origins = sample_origins(tuple(image.shape[:2]))
+    if isinstance(image, np.ndarray):
+        return [image[y:y + SAMPLE, x:x + SAMPLE] for y, x in origins]
+    width = image.shape[1]
+    starts: dict[int, list[int]] = {}
+    for y, x in origins:
+        starts.setdefault(y, []).append(x)
+    banded = sorted(y for y, xs in starts.items() if 2 * len(xs) * min(SAMPLE, width) >= width)
+    pieces = [image[y:y + SAMPLE, :] for y in banded] + [
+        image[y:y + SAMPLE, x:x + SAMPLE] for y, x in origins if y not in banded]
+    if type(image).__module__.startswith("dask"):
         import dask
-        windows = dask.compute(*windows)
-    return [np.asarray(w) for w in windows]
+        pieces = dask.compute(*pieces)
+    read = iter(pieces)
+    bands = {y: np.asarray(next(read)) for y in banded}
+    return [bands[y][:, x:x + SAMPLE] if y in bands else np.asarray(next(read)) for y, x in origins]
 
 
 def _sampled_stats(regions: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -195,8 +195,14 @@ def _open_tiff(path: Path, chunk: int = 1024) -> Source:
     levels, planes, axes = [], [], None
     for key in keys:
         arr = node if key is None else node[key]
-        # chunks: whole tiles or strips, about `chunk` px a side; a trailing RGB axis stays whole
-        chunks = tuple(max(1, chunk // c) * c if n > 1 else 1 for c, n in zip(arr.chunks, arr.shape))
+        # chunks: whole tiles or strips, about `chunk` px a side (any rows and columns where the pixels are
+        # stored uncompressed one row after another, as in one strip); a trailing RGB axis stays whole
+        stored = arr.chunks
+        reader = tiffwindows.open_tiff(str(path)).reader(key)
+        if isinstance(reader, tiffwindows.Segments) and reader.contiguous:
+            lead = arr.ndim - len(reader.shape)
+            stored = stored[:lead] + (1, 1) + stored[lead + 2:]
+        chunks = tuple(max(1, chunk // c) * c if n > 1 else 1 for c, n in zip(stored, arr.shape))
         if arr.ndim == 3 and arr.shape[-1] in (3, 4):
             chunks = chunks[:2] + (arr.shape[-1],)
         level = TiffLevel(str(path), key, arr.shape, arr.dtype)

@@ -370,13 +370,14 @@ def _write_zarr(tmp: Path, maps: list, src: io.Source, chunk: tuple[int, int], m
         _write_lazy(lazy, [plane(lv[0], index) for lv in levels],
                     [[plane(a, index) for a in lv[1:ahead + 1]] for lv in levels], client, progress, picks)
     for k in range(ahead + 1, len(shapes)):  # each further level the 2 x 2 mean of the one before (small to read)
-        for p, lv in enumerate(levels):
-            # one read per output chunk: zarr's per-call cost made 64 small reads a chunk take 0.4 s
-            below = da.from_zarr(lv[k - 1], chunks=(1,) * len(lead) + tuple(2 * c for c in lv[k].chunks[len(lead):]))
-            for index, _ in maps:
-                h, w = shapes[k]
-                half = below[index][::2, ::2][:h, :w] if p in picks else halve(below[index])
-                _write_lazy(half, [plane(lv[k], index)], [[]], client, Progress(1, 0, "", enabled=False))
+        # one read per output chunk: zarr's per-call cost made 64 small reads a chunk take 0.4 s
+        below = [da.from_zarr(lv[k - 1], chunks=(1,) * len(lead) + tuple(2 * c for c in lv[k].chunks[len(lead):]))
+                 for lv in levels]
+        h, w = shapes[k]
+        for index, _ in maps:  # every output's level in one computation
+            halves = [b[index][::2, ::2][:h, :w] if p in picks else halve(b[index]) for p, b in enumerate(below)]
+            _write_lazy(da.stack(halves, axis=-1), [plane(lv[k], index) for lv in levels], [[] for _ in levels],
+                        client, Progress(1, 0, "", enabled=False))
     name = meta["method"]
     for output, group in zip(outputs, groups):
         title = output.removesuffix("_deg").replace("_", " ")

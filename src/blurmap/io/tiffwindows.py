@@ -20,6 +20,7 @@ __all__ = []
 
 _OPEN = threading.local()  # each thread's open TIFFs: {path: _OpenTiff}
 _MAX_OPEN = 4  # per thread
+_CALL_BYTES = 65536  # a read call costs about as much as copying this many bytes more: rows are read whole below it
 
 
 class Segments:
@@ -37,13 +38,18 @@ class Segments:
         self.fill, self.dtype = page.nodata, np.dtype(page.dtype)
         self.fd, self.path = fd, path
         self.shape = (self.height, self.width) + ((self.samples,) if self.samples > 1 else ())
+        # uncompressed rows one after another (as most microscopes write): a window reads its rows' bytes alone
+        self.contiguous = bool(page.is_final)
+        self.stored = self.dtype.newbyteorder(page.parent.byteorder)
 
     def window(self, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
         """Return pixels [y0:y1, x0:x1] (both within the page) in the page's own dtype."""
         (y0, y1), (x0, x1), (th, tw) = rows, cols, self.tile
-        out = np.empty((y1 - y0, x1 - x0, self.samples), self.dtype)
+        out = np.empty((y1 - y0, x1 - x0, self.samples), self.stored if self.contiguous else self.dtype)
         if out.size == 0:
-            return out.reshape(out.shape[:2] + self.shape[2:])
+            return out.reshape(out.shape[:2] + self.shape[2:]).astype(self.dtype)
+        if self.contiguous:
+            return self._read_rows(out, y0, x0).astype(self.dtype, copy=False).reshape(out.shape[:2] + self.shape[2:])
         for r in range(y0 // th, (y1 - 1) // th + 1):
             for c in range(x0 // tw, (x1 - 1) // tw + 1):
                 index = r * self.columns + c
@@ -60,6 +66,26 @@ class Segments:
                 else:
                     out[ys - y0:ye - y0, xs - x0:xe - x0] = segment[0, ys - y:ye - y, xs - x:xe - x]
         return out.reshape(out.shape[:2] + self.shape[2:])
+
+    def _read_rows(self, out: np.ndarray, y0: int, x0: int) -> np.ndarray:
+        """Fill `out` (rows, cols, samples) from contiguous rows starting at pixel (y0, x0): the whole rows at once
+        unless they hold more than _CALL_BYTES outside the window, else each row's own bytes."""
+        pixel = self.samples * self.stored.itemsize
+        row = self.width * pixel
+        start = int(self.offsets[0]) + y0 * row
+        whole = (self.width - out.shape[1]) * pixel <= _CALL_BYTES
+        if whole:
+            block = np.empty((out.shape[0], self.width, self.samples), self.stored)
+            parts = [memoryview(block).cast("B")]
+        else:
+            start += x0 * pixel
+            parts = [memoryview(out[i]).cast("B") for i in range(out.shape[0])]
+        for i, part in enumerate(parts):
+            if os.preadv(self.fd, [part], start + i * row) < part.nbytes:
+                raise ValueError(f"{self.path} is truncated: its pixels end past the file")
+        if whole:
+            out[...] = block[:, x0:x0 + out.shape[1]]
+        return out
 
 
 def _segments(tif, key: str | None, fd: int, path: str) -> Segments | None:
