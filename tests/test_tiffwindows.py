@@ -164,3 +164,11 @@ def test_an_image_in_one_strip_is_not_one_chunk(tmp_path):
     level = open_image(path).levels[0]
     assert level.chunks == ((1024, 1024, 52), (1024, 6))  # each chunk reads its own rows and columns
     np.testing.assert_array_equal(level.blocks[1, 1].compute(), pixels[1024:2048, 1024:])
+
+
+def test_a_strip_the_writer_left_out_reads_as_the_fill_value_not_the_header(tmp_path):
+    path = tmp_path / "no_strip.tif"
+    tifffile.imwrite(path, RNG.integers(1, 255, (64, 64), dtype=np.uint8))
+    with tifffile.TiffFile(path, mode="r+") as tif:
+        tif.pages[0].tags["StripOffsets"].overwrite([0])  # offset 0: no data (tifffile reads the header there)
+    np.testing.assert_array_equal(open_image(path).planes[0][:, :], np.zeros((64, 64), np.uint8))

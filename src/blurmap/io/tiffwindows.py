@@ -39,7 +39,7 @@ class Segments:
         self.fd, self.path = fd, path
         self.shape = (self.height, self.width) + ((self.samples,) if self.samples > 1 else ())
         # uncompressed rows one after another (as most microscopes write): a window reads its rows' bytes alone
-        self.contiguous = bool(page.is_final)
+        self.contiguous = bool(page.is_final) and int(self.offsets[0]) > 0
         self.stored = self.dtype.newbyteorder(page.parent.byteorder)
 
     def window(self, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
