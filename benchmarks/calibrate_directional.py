@@ -5,7 +5,7 @@
 Specimens of the stress benchmark's dead-leaves law, cells and photographs (development seeds
 only), blurred by round Gaussians of known sigma, noise-free; per sigma, the median over the
 specimens, the directions and the blocks 8 px from the border of the fall of each direction's
-band energy between the two re-blurs (``directional.direction_energies``). Prints the table
+band curvature between the two re-blurs (``directional.direction_energies``). Prints the table
 ``CALIBRATION`` in ``blurmap/estimators/directional.py`` holds (sigma px, log ratio).
 """
 
@@ -36,8 +36,8 @@ def main() -> None:
         values = []
         for sharp in sharps:
             prep = prepare(ndi.gaussian_filter(sharp, sigma), "directional", noise=0, shot_noise=0)
-            e1, e2, _ = directional.direction_energies(prep.image, 0.0, 0.0, 0.0, 32.0)
-            values.append(np.median(np.log(e1 / e2)[2:-2, 2:-2]))
+            fall, _ = directional.direction_energies(prep.image, 0.0, 0.0, 0.0, 32.0)
+            values.append(np.median(fall[2:-2, 2:-2]))
         rows.append((sigma, float(np.median(values))))
     print(f"# dead leaves, cells, photographs, dev seeds {seeds.start}-{seeds.stop - 1}, {SIZE} px, noise-free")
     print("CALIBRATION = (" + ", ".join(f"({s:g}, {v:.4f})" for s, v in rows) + ")")

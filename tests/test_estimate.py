@@ -241,3 +241,26 @@ def test_a_natural_texture_is_read_without_the_dead_leaves_exponent():
     grass = grass.reshape(256, 2, 256, 2).mean(axis=(1, 3))
     truth = synthetic.ramp(grass.shape, 0.5, 3.0)
     assert (thirds_error(estimate(blur(grass, truth)), truth) < 0.15).all()
+
+
+def test_strokes_of_one_direction_under_round_blur_read_round_with_the_directional_method():
+    # a band's energy fall was read as if every texture's spectrum fell as dead leaves' do: strokes' bands
+    # read 0.2 px across them and 4 px along them, a major / minor of 1.5 with no astigmatism at all
+    rng = np.random.default_rng(21)
+    sharp = ndi.gaussian_filter(rng.random((256, 256)), 6) * 0.2
+    for _ in range(250):
+        y, x, t = rng.uniform(0, 256), rng.uniform(0, 256), np.deg2rad(30 + rng.uniform(-10, 10))
+        s = np.linspace(-60, 60, 240)
+        ys, xs = (y - s * np.sin(t)).astype(int), (x + s * np.cos(t)).astype(int)
+        keep = (ys >= 0) & (ys < 256) & (xs >= 0) & (xs < 256)
+        sharp[ys[keep], xs[keep]] = rng.uniform(0.5, 1.0)
+    image = rng.poisson(ndi.gaussian_filter(sharp, 2.0) * 500).astype(np.float32)
+    maps = estimate(image, "directional", return_outputs=True)
+    inner = (slice(24, -24),) * 2
+    ratio = np.nanmedian(maps["sigma_major"][inner] / maps["sigma_minor"][inner])
+    assert ratio < 1.2
+    # and an elliptical blur of the same strength still reads elongated
+    leaves = synthetic.dead_leaves((256, 256), seed=4)
+    elongated = rng.poisson(np.clip(blurmap.blur_elliptical(leaves, 3.0, 1.2, 60.0), 0, None) * 500).astype(np.float32)
+    maps = estimate(elongated, "directional", return_outputs=True)
+    assert np.nanmedian(maps["sigma_major"][inner] / maps["sigma_minor"][inner]) > 1.3  # 2.5 true: under-read
