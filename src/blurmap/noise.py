@@ -6,6 +6,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ._compile import compiled
+from ._validate import is_dask
 
 __all__ = ["estimate_noise", "estimate_noise_model"]
 
@@ -78,9 +79,9 @@ def sample_regions(image) -> list[np.ndarray]:
     """Return the windows of a 2-D image the noise estimates read (SAMPLE px at sample_origins), as numpy arrays.
 
     `image` is a numpy or dask array, or any array whose ``[rows, cols]`` reads numpy (an
-    ``io.Source`` plane). Anything but numpy is read only where the windows lie, in one go (one
-    dask computation): a row of windows that covers half its band of the image or more is read
-    as the whole band (at most twice the pixels, one read where dask would read each chunk two
+    ``io.Source`` plane). Anything but numpy is read only where the windows lie (a dask array in
+    one computation): a row of windows that covers half its band of the image or more is read as
+    the whole band (at most twice the pixels, one read where dask would read each chunk two
     windows share whole), any other window on its own.
     """
     origins = sample_origins(tuple(image.shape[:2]))
@@ -93,7 +94,7 @@ def sample_regions(image) -> list[np.ndarray]:
     banded = sorted(y for y, xs in starts.items() if 2 * len(xs) * min(SAMPLE, width) >= width)
     pieces = [image[y:y + SAMPLE, :] for y in banded] + [
         image[y:y + SAMPLE, x:x + SAMPLE] for y, x in origins if y not in banded]
-    if type(image).__module__.startswith("dask"):
+    if is_dask(image):
         import dask
         pieces = dask.compute(*pieces)
     read = iter(pieces)

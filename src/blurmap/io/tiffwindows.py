@@ -4,8 +4,11 @@ tifffile's Zarr store sends every read through zarr's one event-loop thread, whi
 reads of all the threads estimating blocks. A window here reads
 the bytes of each tile or strip it touches with ``os.pread`` (no shared file position, so threads
 read at once) and decodes them with tifffile's own decoder for the page (any compression, predictor,
-byte order or bit depth tifffile reads). A level this cannot read directly (separate sample planes,
-volumes, several pages in one series level) is read through tifffile's Zarr store.
+byte order or bit depth tifffile reads). Uncompressed pixels stored row after row (one strip, or
+strips one after another, as most microscopes write them) need no decoding: a window reads its
+rows' bytes, whole or only its columns' where the rows are long, so any window costs what it
+holds. A level this cannot read directly (separate sample planes, volumes, several pages in one
+series level) is read through tifffile's Zarr store.
 """
 
 from __future__ import annotations
