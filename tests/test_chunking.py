@@ -99,6 +99,29 @@ def test_a_large_numpy_image_is_cut_into_tiles_on_every_core_and_equals_the_whol
     np.testing.assert_allclose(tiled, whole, rtol=1e-4, atol=1e-5)
 
 
+def test_a_tile_that_fails_stops_the_tiles_not_yet_started(monkeypatch):
+    # every tile is queued at once: an error (or Ctrl-C) must not wait for all of them to run first
+    import threading
+
+    from blurmap import engine
+
+    calls, lock = [], threading.Lock()
+
+    def failing(*args, **kwargs):
+        with lock:
+            calls.append(1)
+        raise RuntimeError("this tile failed")
+
+    monkeypatch.setattr(engine, "run_tile", failing)
+    monkeypatch.setattr(engine, "cores", lambda: 2)
+    monkeypatch.setattr(engine, "THREAD_CHUNK", 160)
+    monkeypatch.setattr(engine, "THREAD_CHUNK_HALOS", 2)
+    with pytest.raises(RuntimeError, match="this tile failed"):
+        estimate(TEXTURE, "gradient_ratio")
+    tiles = engine.tile_count(TEXTURE.shape, "gradient_ratio", chunk=160)
+    assert tiles > 4 and len(calls) <= 2 + 1  # the two running, and at most one taken as the first error came
+
+
 def test_the_widgets_tile_loop_computes_a_tile_per_core_at_a_time(monkeypatch):
     from blurmap import estimate_tiles, tile_count
 
