@@ -200,6 +200,12 @@ def block_energies(g: np.ndarray, factor: int = 4, squares: bool = False) -> tup
     return energy / n, energy2 / n, curvature / n
 
 
+def _floats(a) -> np.ndarray:
+    """Return `a` as a C-contiguous float32 or float64 array (float32 and float64 kept, anything else float64)."""
+    a = np.asarray(a)
+    return np.ascontiguousarray(a if a.dtype in (np.float32, np.float64) else a.astype(np.float64))
+
+
 @compiled
 def _box_along_rows(a: np.ndarray, size: int, out: np.ndarray) -> None:
     """Write to `out` the mean of `size` samples along axis 0 of `a`, borders reflected: a running sum in float64."""
@@ -266,7 +272,7 @@ def box2(a: np.ndarray, size: int) -> np.ndarray:
     >>> bool(np.array_equal(box2(a, 5), b))
     True
     """
-    a = np.ascontiguousarray(a if a.dtype in (np.float32, np.float64) else a.astype(np.float64))
+    a = _floats(a)
     first, second = np.empty_like(a), np.empty_like(a)
     _box_along_rows(a, int(size), first)
     _box_along_rows(first, int(size), second)
@@ -347,5 +353,4 @@ def block_sums(a: np.ndarray, factor: int) -> np.ndarray:
     >>> block_sums(np.arange(6.0).reshape(2, 3), 2).tolist()  # the second block mirrors column 2: 2 + 2 + 5 + 5
     [[8.0, 14.0]]
     """
-    a = np.asarray(a)
-    return _block_sums(np.ascontiguousarray(a if a.dtype in (np.float32, np.float64) else a.astype(np.float64)), int(factor))
+    return _block_sums(_floats(a), int(factor))
