@@ -225,24 +225,6 @@ def _box_along_rows(a: np.ndarray, size: int, out: np.ndarray) -> None:
             out[y, x] = total[x] / size
 
 
-@compiled
-def _box_along_columns(a: np.ndarray, size: int, out: np.ndarray) -> None:
-    """Write to `out` the mean of `size` samples along axis 1 of `a`, borders reflected: a running sum in float64."""
-    h, w = a.shape
-    r = size // 2
-    line = np.empty(w + size, np.float64)
-    for y in range(h):
-        for i in range(w + size):
-            line[i] = a[y, _reflect(i - r, w)]
-        total = 0.0
-        for k in range(size):
-            total += line[k]
-        out[y, 0] = total / size
-        for x in range(1, w):
-            total += line[x + size - 1] - line[x - 1]
-            out[y, x] = total / size
-
-
 def box2(a: np.ndarray, size: int) -> np.ndarray:
     """Return a 2-D array smoothed by two passes of a `size`-wide box on each axis (a triangle window), borders reflected.
 
@@ -276,9 +258,11 @@ def box2(a: np.ndarray, size: int) -> np.ndarray:
     first, second = np.empty_like(a), np.empty_like(a)
     _box_along_rows(a, int(size), first)
     _box_along_rows(first, int(size), second)
-    _box_along_columns(second, int(size), first)
-    _box_along_columns(first, int(size), second)
-    return second
+    # axis 1 as axis 0 of the transpose: a running sum per row is one long dependent chain, one per column is not
+    first, second = np.ascontiguousarray(second.T), first.reshape(a.shape[::-1])
+    _box_along_rows(first, int(size), second)
+    _box_along_rows(second, int(size), first)
+    return np.ascontiguousarray(first.T)
 
 
 @compiled
