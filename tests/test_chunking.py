@@ -167,3 +167,20 @@ def test_the_widgets_tiles_of_an_in_memory_image_are_the_lazy_maps_blocks(method
                     **{k: da.from_array(v, chunks=136) for k, v in extra.items()})
     for got, expected in zip((last.sigma, last.confidence), lazy):
         np.testing.assert_allclose(got, np.asarray(expected), rtol=0, atol=1e-6, equal_nan=True)
+
+
+@pytest.mark.parametrize("chunks", [(40, 40), (40, 57), (100, 30), (200, 300)])
+def test_each_blocks_window_is_copied_from_its_neighbours_as_the_whole_image_holds_it(chunks):
+    from blurmap.engine import _halo_window, _neighbour_blocks, _window
+
+    image = np.arange(130 * 190, dtype=np.float32).reshape(130, 190)
+    lazy = da.from_array(image, chunks=chunks)  # a last chunk of 10 to 39 px: as long as the halo or more
+    halo = 10
+    neighbours = _neighbour_blocks(lazy)
+    starts = [np.cumsum((0,) + c) for c in lazy.chunks]
+    for i in range(lazy.numblocks[0]):
+        for j in range(lazy.numblocks[1]):
+            pieces = [n.blocks[i, j].compute() for n in neighbours]
+            loc = ((starts[0][i], starts[0][i + 1]), (starts[1][j], starts[1][j + 1]))
+            window, _ = _halo_window(slice(*loc[0]), slice(*loc[1]), halo, image.shape)
+            np.testing.assert_array_equal(_window(pieces, loc, halo, image.shape), image[window])

@@ -200,8 +200,8 @@ def _window_block(*, reader, shape: tuple[int, int], halo: int, method: str, par
 
 
 def _halo_window(ys: slice, xs: slice, halo: int, shape: tuple[int, int]) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
-    """Return the window of the block ys, xs and `halo` px around it, clipped at the image's edges (what ``_lazy``'s
-    overlap gives a block), and where the block lies within that window."""
+    """Return the window of the block ys, xs and `halo` px around it, clipped at the image's edges (what each of
+    ``_lazy``'s blocks computes on), and where the block lies within that window."""
     top, left = max(ys.start - halo, 0), max(xs.start - halo, 0)
     window = (slice(top, min(ys.stop + halo, shape[0])), slice(left, min(xs.stop + halo, shape[1])))
     return window, (slice(ys.start - top, ys.stop - top), slice(xs.start - left, xs.stop - left))
@@ -275,17 +275,53 @@ def _lazy(prep: Prepared, chunks: tuple[int, int] | None, reader=None):
     names = list(prep.inputs)
     arrays = [img] + [da.asarray(other) for other, _ in others]
     arrays = [a.rechunk(plan) if a.chunks != plan else a for a in arrays]
+    shape, count = img.shape, len(arrays)
 
-    def block(*tiles: np.ndarray) -> np.ndarray:
+    def block(*pieces: np.ndarray, block_info=None) -> np.ndarray:
+        loc = block_info[None]["array-location"][:2]
+        tiles = [_window(pieces[9 * k:9 * k + 9], loc, halo, shape) for k in range(count)]
         tiles = [t if sc is None else normalised(t, sc) for t, sc in zip(tiles, scales)]
-        return np.stack(run_tile(est, tiles[0], params, dict(zip(names, tiles[1:]))), axis=-1)
+        _, inner = _halo_window(slice(*loc[0]), slice(*loc[1]), halo, shape)
+        maps = run_tile(est, tiles[0], params, dict(zip(names, tiles[1:])))
+        return np.stack([m[inner] for m in maps], axis=-1)
 
-    # an axis held in one chunk has no neighbour to borrow from
-    depth = {axis: halo if len(plan[axis]) > 1 else 0 for axis in (0, 1)}
-    padded = [da.overlap.overlap(a, depth=depth, boundary="none") for a in arrays]
-    out = da.map_blocks(block, *padded, new_axis=2, chunks=padded[0].chunks + ((len(est.outputs),),), dtype=np.float32,
-                        meta=np.empty((0, 0, 0), dtype=np.float32))
-    return da.overlap.trim_internal(out, {**depth, 2: 0}, boundary="none")
+    # each block's task takes its own chunk and its eight neighbours whole, and copies its window out of them once
+    # (dask's overlap would slice each neighbour in a task of its own and join the slices in another)
+    neighbours = [n for a in arrays for n in _neighbour_blocks(a)]
+    return da.map_blocks(block, *neighbours, new_axis=2, chunks=plan + ((len(est.outputs),),), dtype=np.float32,
+                         meta=np.empty((0, 0, 0), dtype=np.float32))
+
+
+def _neighbour_blocks(a) -> list:
+    """Return nine dask arrays with `a`'s block grid: block (i, j) of the k-th is `a`'s block (i + dy, j + dx), for
+    (dy, dx) in row-major order over {-1, 0, 1}**2, clipped at the grid's edges (no data is copied)."""
+    def shifted(n: int, d: int) -> list[int]:
+        return [min(max(i + d, 0), n - 1) for i in range(n)]
+
+    ny, nx = a.numblocks
+    return [a.blocks[shifted(ny, dy), :].blocks[:, shifted(nx, dx)] for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+
+
+def _window(pieces, location, halo: int, shape: tuple[int, int]) -> np.ndarray:
+    """Return the window ``_halo_window`` gives the block at `location` ((y0, y1), (x0, x1), px), copied out of the
+    block and its eight neighbours (``_neighbour_blocks``' order); a neighbour must hold `halo` px or more."""
+    (y0, y1), (x0, x1) = location
+    (rows, cols), _ = _halo_window(slice(y0, y1), slice(x0, x1), halo, shape)
+    heights = (y0 - rows.start, y1 - y0, rows.stop - y1)  # px taken from the neighbours above, the block, below
+    widths = (x0 - cols.start, x1 - x0, cols.stop - x1)
+    out = np.empty((rows.stop - rows.start, cols.stop - cols.start), dtype=pieces[4].dtype)
+    top = 0
+    for r, h in enumerate(heights):
+        left = 0
+        for c, w in enumerate(widths):
+            piece = pieces[3 * r + c]
+            ys = slice(piece.shape[0] - h, None) if r == 0 else slice(0, h)
+            xs = slice(piece.shape[1] - w, None) if c == 0 else slice(0, w)
+            if h and w:
+                out[top:top + h, left:left + w] = piece[ys, xs]
+            left += w
+        top += h
+    return out
 
 
 def lazy_maps(image, method: str | None, chunks: tuple[int, int], *, reader=None, **params):
