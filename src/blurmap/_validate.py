@@ -154,6 +154,18 @@ def tail_percentiles(values: np.ndarray, percents: tuple[float, ...], *, sample:
     return tuple(out)
 
 
+def _flat(arrays: list) -> np.ndarray:
+    """Return the values of `arrays` one after the other as one 1-D array, each copied once (a window of a wider
+    band is not contiguous, and its ravel would copy it first)."""
+    arrays = [np.asarray(a) for a in arrays]
+    out = np.empty(sum(a.size for a in arrays), dtype=np.result_type(*arrays))
+    start = 0
+    for a in arrays:
+        out[start:start + a.size].reshape(a.shape)[...] = a
+        start += a.size
+    return out
+
+
 def intensity_scale(grey, *, name: str = "image", regions: list[np.ndarray] | None = None) -> IntensityScale:
     """Return how to normalise `grey`, from the finite pixels of the regions the noise model samples.
 
@@ -165,7 +177,7 @@ def intensity_scale(grey, *, name: str = "image", regions: list[np.ndarray] | No
 
     # the same regions whatever the array (numpy, or dask however chunked), so that both normalise alike
     samples = sample_regions(grey) if regions is None else regions
-    pixels = np.concatenate([np.asarray(a).ravel() for a in samples])
+    pixels = _flat(samples)
     finite = pixels if np.isfinite(pixels).all() else pixels[np.isfinite(pixels)]
     if finite.size == 0:
         raise ValueError(f"the {name} has no finite pixel (in the regions sampled): they are NaN or infinite")
