@@ -184,3 +184,19 @@ def test_each_blocks_window_is_copied_from_its_neighbours_as_the_whole_image_hol
             loc = ((starts[0][i], starts[0][i + 1]), (starts[1][j], starts[1][j + 1]))
             window, _ = _halo_window(slice(*loc[0]), slice(*loc[1]), halo, image.shape)
             np.testing.assert_array_equal(_window(pieces, loc, halo, image.shape), image[window])
+
+
+def test_a_method_that_computes_part_of_a_tile_gives_the_tiles_part_near_non_finite_pixels_too():
+    from blurmap import engine
+
+    est = estimators()["learned"]
+    assert est.crops  # the method computes the part asked for itself
+    tile = TEXTURE[:260, :300].copy()
+    tile[100, 150] = np.nan
+    params = engine.prepare(TEXTURE, "learned").params
+    block = (slice(60, 200), slice(44, 268))
+    whole = engine.run_tile(est, tile, params)
+    part = engine.run_tile(est, tile, params, block=block)
+    for w, p in zip(whole, part):
+        np.testing.assert_allclose(p, w[block], rtol=0, atol=1e-5, equal_nan=True)
+    assert np.isnan(part[0]).any() and (part[-1] == 0).any()

@@ -190,3 +190,20 @@ def test_learned_refuses_a_constant_image_and_answers_a_tiny_one():
         estimate(np.ones((64, 64)), "learned")
     tiny = estimate(synthetic.dead_leaves((12, 9), seed=1), "learned")
     assert tiny.shape == (12, 9) and np.isfinite(tiny).all()
+
+
+@pytest.mark.parametrize("block", [(slice(0, 150), slice(0, 200)), (slice(123, 301), slice(97, 387)),
+                                   (slice(250, 333), slice(300, 397)), (slice(None), slice(None))])
+def test_the_maps_of_part_of_a_tile_are_those_of_the_whole_tile_there(block):
+    # the engine asks for a block within its halo; the network and the refinement then run only where it reads them
+    from blurmap.estimators.learned import learned
+
+    image = blur(synthetic.dead_leaves((333, 397), seed=4), synthetic.ramp((333, 397), 0.6, 3.5))
+    image[:40, :60] = 0.5  # flat: unknown, so the mask is cut as the maps are
+    params = dict(noise=0.01, shot_noise=0.0, dark_level=0.0)
+    whole = learned(image, **params)
+    part = learned(image, block=block, **params)
+    for w, p in zip(whole, part):
+        assert p.shape == w[block].shape
+        np.testing.assert_allclose(p, w[block], rtol=0, atol=1e-5, equal_nan=True)
+    assert np.isnan(part[0]).any() == np.isnan(whole[0][block]).any()

@@ -159,10 +159,10 @@ def _to_image(est: Estimator, params: dict, scale: IntensityScale, other: Intens
     return out
 
 
-def run_tile(est: Estimator, tile: np.ndarray, params: dict, inputs: dict | None = None
-             ) -> tuple[np.ndarray, ...]:
-    """Return `est`'s maps of one float32 tile (its outputs: sigma, ..., confidence); unknown (NaN, confidence 0) near
-    non-finite pixels.
+def run_tile(est: Estimator, tile: np.ndarray, params: dict, inputs: dict | None = None,
+             block: tuple[slice, slice] | None = None) -> tuple[np.ndarray, ...]:
+    """Return `est`'s maps (its outputs: sigma, ..., confidence) of the part `block` (all if None) of one float32 tile;
+    unknown (NaN, confidence 0) near non-finite pixels.
 
     A NaN or infinite pixel (of the tile or of another input) is unknown: every map pixel whose
     halo reaches it is NaN with confidence 0, and every other pixel is what it would be whatever
@@ -170,21 +170,28 @@ def run_tile(est: Estimator, tile: np.ndarray, params: dict, inputs: dict | None
     tile gives the same numbers as the whole image.
     """
     inputs = inputs or {}
+    block = block or (slice(None), slice(None))
+    part = {"block": block} if est.crops else {}
+
+    def maps_of(*args, **kwargs) -> tuple[np.ndarray, ...]:
+        maps = tuple(est.func(*args, **kwargs, **part))
+        return maps if est.crops else tuple(m[block] for m in maps)
+
     bad = ~np.isfinite(tile)
     for other in inputs.values():
         bad |= ~np.isfinite(other)
     if not bad.any():
-        return tuple(est.func(tile, **params, **inputs))
+        return maps_of(tile, **params, **inputs)
+    shape = bad[block].shape
     if bad.all():
-        return tuple(np.full(tile.shape, np.nan, np.float32) for _ in est.outputs[:-1]) + (
-            np.zeros(tile.shape, np.float32),)
+        return tuple(np.full(shape, np.nan, np.float32) for _ in est.outputs[:-1]) + (np.zeros(shape, np.float32),)
 
     def filled(a: np.ndarray) -> np.ndarray:  # any value serves: it reaches only pixels that are masked below
         return np.where(bad, np.float32(np.mean(a[~bad])), a).astype(np.float32)
 
-    *maps, conf = est.func(filled(tile), **params, **{k: filled(v) for k, v in inputs.items()})
+    *maps, conf = maps_of(filled(tile), **params, **{k: filled(v) for k, v in inputs.items()})
     reach = est.halo_for(params)
-    near = ndi.maximum_filter(bad, size=2 * reach + 1, mode="constant")
+    near = ndi.maximum_filter(bad, size=2 * reach + 1, mode="constant")[block]
     return tuple(np.where(near, np.nan, m).astype(np.float32) for m in maps) + (
         np.where(near, 0.0, conf).astype(np.float32),)
 
@@ -196,7 +203,7 @@ def _window_block(*, reader, shape: tuple[int, int], halo: int, method: str, par
     (y0, y1), (x0, x1) = block_info[None]["array-location"][:2]
     window, block = _halo_window(slice(y0, y1), slice(x0, x1), halo, shape)
     tile = normalised(to_grey(np.asarray(reader[window])), scale)  # as prepare() normalised the whole image
-    return np.stack([m[block] for m in run_tile(get(method), tile, params)], axis=-1)
+    return np.stack(run_tile(get(method), tile, params, block=block), axis=-1)
 
 
 def _halo_window(ys: slice, xs: slice, halo: int, shape: tuple[int, int]) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
@@ -211,8 +218,8 @@ def _tile_with_halo(prep: Prepared, ys: slice, xs: slice, halo: int) -> list[np.
     """Return the maps (sigma, ..., confidence) of the block ys, xs of an in-memory prepared image, computed on it and
     its halo: ``_lazy``'s block, without building a dask graph for it."""
     window, block = _halo_window(ys, xs, halo, prep.image.shape)
-    maps = run_tile(prep.estimator, prep.image[window], prep.params, {k: a[window] for k, a in prep.inputs.items()})
-    return [m[block] for m in maps]
+    return list(run_tile(prep.estimator, prep.image[window], prep.params, {k: a[window] for k, a in prep.inputs.items()},
+                         block=block))
 
 
 class _Tiles(NamedTuple):
@@ -277,18 +284,17 @@ def _lazy(prep: Prepared, chunks: tuple[int, int] | None, reader=None):
     arrays = [a.rechunk(plan) if a.chunks != plan else a for a in arrays]
     shape, count = img.shape, len(arrays)
 
-    def block(*pieces: np.ndarray, block_info=None) -> np.ndarray:
+    def block_maps(*pieces: np.ndarray, block_info=None) -> np.ndarray:
         loc = block_info[None]["array-location"][:2]
         tiles = [_window(pieces[9 * k:9 * k + 9], loc, halo, shape) for k in range(count)]
         tiles = [t if sc is None else normalised(t, sc) for t, sc in zip(tiles, scales)]
-        _, inner = _halo_window(slice(*loc[0]), slice(*loc[1]), halo, shape)
-        maps = run_tile(est, tiles[0], params, dict(zip(names, tiles[1:])))
-        return np.stack([m[inner] for m in maps], axis=-1)
+        _, block = _halo_window(slice(*loc[0]), slice(*loc[1]), halo, shape)
+        return np.stack(run_tile(est, tiles[0], params, dict(zip(names, tiles[1:])), block=block), axis=-1)
 
     # each block's task takes its own chunk and its eight neighbours whole, and copies its window out of them once
     # (dask's overlap would slice each neighbour in a task of its own and join the slices in another)
     neighbours = [n for a in arrays for n in _neighbour_blocks(a)]
-    return da.map_blocks(block, *neighbours, new_axis=2, chunks=plan + ((len(est.outputs),),), dtype=np.float32,
+    return da.map_blocks(block_maps, *neighbours, new_axis=2, chunks=plan + ((len(est.outputs),),), dtype=np.float32,
                          meta=np.empty((0, 0, 0), dtype=np.float32))
 
 

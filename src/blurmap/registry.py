@@ -120,6 +120,10 @@ class Estimator:
     outputs : tuple of str
         The maps the function returns, in order: "sigma" first (the map every tool reads: px or
         score), then any others (e.g. "sigma_major", "angle_deg"), "confidence" last.
+    crops : bool
+        Whether `func` also takes ``block=(rows, cols)``, slices of the tile, and then returns the
+        maps of that part only, the same numbers (the engine asks for a tile's part within its
+        halo, and the method skips work whose results would be cut away); else the engine cuts.
 
     Examples
     --------
@@ -144,6 +148,7 @@ class Estimator:
     inputs: tuple[str, ...] = ()
     higher_is_sharper: bool = False
     outputs: tuple[str, ...] = ("sigma", "confidence")
+    crops: bool = False
 
     def __post_init__(self):
         if self.outputs[0] != "sigma" or self.outputs[-1] != "confidence" or len(set(self.outputs)) != len(self.outputs):

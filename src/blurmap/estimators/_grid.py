@@ -44,17 +44,32 @@ def weighted_mean(values: np.ndarray, weight: np.ndarray, size: int) -> tuple[np
     return mean, np.where(some, den, 0.0)
 
 
-def _samples(n: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return, for each of n px along an axis, the two of its m blocks whose centres it lies between and the second's weight."""
-    u = (np.arange(n) + 0.5) / BLOCK - 0.5
+def _samples(pixels: range, m: int, first: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return, for each px along an axis, the two of its m blocks whose centres it lies between (counted from block
+    `first`) and the second's weight."""
+    u = (np.arange(pixels.start, pixels.stop) + 0.5) / BLOCK - 0.5
     j0 = np.clip(np.floor(u).astype(int), 0, m - 1)
-    return j0, np.clip(j0 + 1, 0, m - 1), np.clip(u - j0, 0.0, 1.0)
+    return j0 - first, np.clip(j0 + 1, 0, m - 1) - first, np.clip(u - j0, 0.0, 1.0)
 
 
 def upsample(coarse: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Return `coarse` (one value per block) linearly interpolated to full `shape` (float32), block centres kept."""
     m_rows, m_columns = np.shape(coarse)
-    return interpolate(coarse, _samples(shape[0], m_rows), _samples(shape[1], m_columns))
+    return interpolate(coarse, _samples(range(shape[0]), m_rows), _samples(range(shape[1]), m_columns))
+
+
+def cells_for(pixels: slice, cells: int, reach: int = 0) -> slice:
+    """Return the blocks, of a grid of `cells`, that ``upsample`` reads for the px `pixels` (start and stop given), and
+    `reach` blocks more each side, clipped to the grid."""
+    return slice(max(pixels.start // BLOCK - 1 - reach, 0), min(-(-pixels.stop // BLOCK) + 1 + reach, cells))
+
+
+def upsample_part(part: np.ndarray, cells: tuple[slice, slice], pixels: tuple[slice, slice],
+                  grid: tuple[int, int]) -> np.ndarray:
+    """Return ``upsample(coarse, shape)[pixels]`` from ``part = coarse[cells]`` alone (`grid`: coarse's shape), the
+    same numbers; `cells` must hold the blocks those px lean on (``cells_for`` gives them)."""
+    rows, columns = (_samples(range(p.start, p.stop), m, c.start) for p, m, c in zip(pixels, grid, cells))
+    return interpolate(part, rows, columns)
 
 
 def expand_cells(coarse: np.ndarray, cell: int, shape: tuple[int, int]) -> np.ndarray:

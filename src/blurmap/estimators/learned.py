@@ -28,7 +28,7 @@ from ..registry import Estimator, register
 from ._blas import one_blas_thread
 from ._energy import block_noise, noise_energy
 from ._filters import TRUNCATE, block_energies, gaussian
-from ._grid import BLOCK, FLAT_VARIANCE, box2, upsample
+from ._grid import BLOCK, FLAT_VARIANCE, box2, cells_for, upsample, upsample_part
 from ._noise_params import NOISE_MODEL, prepare_noise_model
 
 __all__ = ["learned", "halo", "ESTIMATOR"]
@@ -265,14 +265,22 @@ def halo(params: Mapping | None = None, weights: dict[str, np.ndarray] | None = 
     local_mean = int(REFINE_TRUNCATE * LOCAL_MEAN + 0.5) + 2  # blocks: its Gaussian, then the interpolation
     # each resolution's re-blurs and differences, in full px (each of its samples spans 2**k), then blocks
     filters = max(-(-(2**k * (_reach(max(scales)) + 1)) // BLOCK) for k, scales in enumerate(LEVELS))
-    coarse = local_mean + filters + 2 * (POOL // 2)
-    coarse += sum(d * (w.shape[-1] // 2) for w, _, d in layer_specs(weights or load_weights()))
-    coarse += -(-int(REFINE_TRUNCATE * max(REFINE_WIDTHS + (REFINE_SLOPE,))) // BLOCK)  # the refinement's reach
+    coarse = local_mean + filters + 2 * (POOL // 2) + network_reach(weights or load_weights()) + refine_reach()
     return BLOCK * (coarse + 2)  # + interpolation and one block to spare
 
 
-def learned(image: np.ndarray, *, noise: float, shot_noise: float,
-            dark_level: float) -> tuple[np.ndarray, np.ndarray]:
+def network_reach(weights: dict[str, np.ndarray]) -> int:
+    """Return how far (blocks) the network's output at a block reads its input: each layer's dilated half kernel."""
+    return sum(d * (w.shape[-1] // 2) for w, _, d in layer_specs(weights))
+
+
+def refine_reach() -> int:
+    """Return how far (blocks) ``refine`` reads the map around a block: its widest Gaussian, cut at REFINE_TRUNCATE."""
+    return -(-int(REFINE_TRUNCATE * max(REFINE_WIDTHS + (REFINE_SLOPE,))) // BLOCK)
+
+
+def learned(image: np.ndarray, *, noise: float, shot_noise: float, dark_level: float,
+            block: tuple[slice, slice] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Return the sigma map (px) and confidence of a 2-D float tile, regressed by the shipped network.
 
     Call it through ``blurmap.estimate(image, "learned")``, which checks the parameters and
@@ -284,12 +292,15 @@ def learned(image: np.ndarray, *, noise: float, shot_noise: float,
         2-D float32 tile; its top-left corner on the global 4 px grid (the engine sees to it).
     noise, shot_noise, dark_level : float
         The noise variance noise**2 + shot_noise * (local mean - dark_level), image units.
+    block : tuple of slice, optional
+        The part of the tile (rows, columns) whose maps are wanted; the whole tile if None. The
+        network and the refinement then run only where that part reads them: the same numbers.
 
     Returns
     -------
     sigma : ndarray
-        float32, px, the tile's shape, within SIGMA_RANGE; NaN where nothing varies within reach
-        (see textured).
+        float32, px, the shape of the tile (or of `block`), within SIGMA_RANGE; NaN where nothing
+        varies within reach (see textured).
     confidence : ndarray
         float32 in [0, 1]: 1 / (1 + (s / CONF_STD)**2), s the network's predicted standard
         deviation of log sigma, so 0.5 where it expects a 15% error (before ``refine``).
@@ -315,14 +326,31 @@ def learned(image: np.ndarray, *, noise: float, shot_noise: float,
     """
     weights = load_weights()
     feats, varies = _features(image, noise, shot_noise, dark_level)
+    grid = feats.shape[1:]
+    pixels = tuple(slice(*part.indices(n)[:2]) for part, n in zip(block or (slice(None), slice(None)), np.shape(image)))
+    # the blocks upsampling reads; the refinement's reach around them; the network's around that
+    cells = [cells_for(p, n) for p, n in zip(pixels, grid)]
+    refined = [_widen(c, refine_reach(), n) for c, n in zip(cells, grid)]
+    read = [_widen(c, network_reach(weights), n) for c, n in zip(refined, grid)]
     with one_blas_thread():  # the engine runs a tile per core already
-        out = network(feats, weights)
+        out = network(feats[:, read[0], read[1]], weights)[:, _within(refined[0], read[0]), _within(refined[1], read[1])]
     sigma = np.clip(refine(np.exp(out[0]), weights["refine"]), *SIGMA_RANGE)
     std = np.exp(0.5 * np.clip(out[1], -20.0, 20.0))
     conf = 1.0 / (1.0 + (std / CONF_STD) ** 2)
-    sigma, conf = np.where(varies, sigma, np.nan), np.where(varies, conf, 0.0)
-    shape = np.shape(image)
-    return upsample(sigma, shape), upsample(conf, shape)
+    inside = (_within(cells[0], refined[0]), _within(cells[1], refined[1]))
+    varies = varies[cells[0], cells[1]]
+    sigma, conf = np.where(varies, sigma[inside], np.nan), np.where(varies, conf[inside], 0.0)
+    return upsample_part(sigma, cells, pixels, grid), upsample_part(conf, cells, pixels, grid)
+
+
+def _widen(cells: slice, reach: int, n: int) -> slice:
+    """Return `cells` with `reach` more each side, clipped to 0 .. n."""
+    return slice(max(cells.start - reach, 0), min(cells.stop + reach, n))
+
+
+def _within(inner: slice, outer: slice) -> slice:
+    """Return where `inner` lies within `outer` (both on the same axis, `inner` inside)."""
+    return slice(inner.start - outer.start, inner.stop - outer.start)
 
 
 ESTIMATOR = register(Estimator(
@@ -339,4 +367,5 @@ ESTIMATOR = register(Estimator(
                  "and its variance (the confidence). Trained on synthetic data apart from every benchmark "
                  "(training/train_learned.py); numpy inference."),
     prepare=prepare_noise_model,
+    crops=True,
 ))
