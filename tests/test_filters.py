@@ -150,3 +150,22 @@ def test_the_loops_compile_where_numba_finds_no_place_to_cache_them(tmp_path):
     from blurmap import blur, estimate, synthetic
     image = blur(synthetic.dead_leaves((96, 96), seed=1), np.full((96, 96), 2.0))
     assert float(run.stdout.split()[-1]) == float(np.median(estimate(image, "gradient_ratio", noise=0, shot_noise=0)))
+
+
+def test_interp_gives_numpys_numbers_on_values_in_no_order():
+    from blurmap.estimators import gradient_ratio as gr
+    from blurmap.estimators._filters import interp
+
+    rng = np.random.default_rng(0)
+    table = gr.model_log_ratio(gr.SIGMA_GRID, gr.GAMMA, gr.T_DERIV, gr.SCALES)[::-1]  # crowded at both ends
+    values = np.concatenate([rng.uniform(-0.1, 4.0, 50_000), table, np.nextafter(table, 9), np.nextafter(table, -9),
+                             [np.nan, np.inf, -np.inf, 0.0], rng.uniform(0, 0.01, 4998)]).reshape(-1, 5)
+    np.testing.assert_array_equal(interp(values, table, gr.SIGMA_GRID[::-1]), np.interp(values, table, gr.SIGMA_GRID[::-1]))
+    for _ in range(20):
+        xp = np.unique(rng.random(int(rng.integers(2, 40))) * rng.uniform(0.1, 10))
+        fp = rng.random(xp.size)
+        x = np.concatenate([xp, rng.uniform(xp[0] - 1, xp[-1] + 1, 2000)])
+        np.testing.assert_array_equal(interp(x, xp, fp), np.interp(x, xp, fp))
+    repeated = np.array([0.0, 1.0, 1.0, 2.0])  # not strictly increasing: numpy's own
+    np.testing.assert_array_equal(interp([0.5, 1.0, 1.5], repeated, np.arange(4.0)),
+                                  np.interp([0.5, 1.0, 1.5], repeated, np.arange(4.0)))

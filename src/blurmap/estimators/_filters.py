@@ -1,4 +1,5 @@
-"""Compiled inner loops of the block estimators: a Gaussian re-blur and per-block gradient and Laplacian energies.
+"""Compiled inner loops of the block estimators: Gaussian re-blurs, per-block energies and sums, box windows,
+interpolation from the block grid, and a table lookup.
 
 Private to ``blurmap.estimators``. Both do what a chain of scipy and numpy calls did, in one pass
 over the image and with no full-size temporaries, compiled by numba (docs/benchmarks.md gives the
@@ -338,3 +339,88 @@ def block_sums(a: np.ndarray, factor: int) -> np.ndarray:
     [[8.0, 14.0]]
     """
     return _block_sums(_floats(a), int(factor))
+
+
+_BUCKETS = 4096  # equal steps of a table's range, each knowing the table entries it holds
+
+
+@compiled
+def _interp(x: np.ndarray, xp: np.ndarray, fp: np.ndarray, out: np.ndarray) -> None:
+    """Write np.interp(x, xp, fp) to `out` (1-D float64, xp strictly increasing, 2 entries or more), each bracket
+    found within its bucket, then numpy's own formula."""
+    n = xp.size
+    lo, hi = xp[0], xp[n - 1]
+    scale = _BUCKETS / (hi - lo)
+    first = np.empty(_BUCKETS + 2, np.int64)  # per bucket, the last entry at or below its left edge
+    j = 0
+    for k in range(_BUCKETS + 1):
+        edge = lo + k / scale
+        while j + 1 < n and xp[j + 1] <= edge:
+            j += 1
+        first[k] = j
+    first[_BUCKETS + 1] = n - 1
+    slopes = np.empty(n - 1, np.float64)
+    for i in range(n - 1):
+        slopes[i] = (fp[i + 1] - fp[i]) / (xp[i + 1] - xp[i])
+    for i in range(x.size):
+        v = x[i]
+        if np.isnan(v):
+            out[i] = v
+        elif v < lo:
+            out[i] = fp[0]
+        elif v > hi:
+            out[i] = fp[n - 1]
+        else:
+            k = min(int((v - lo) * scale), _BUCKETS)
+            a, b = max(first[k] - 1, 0), min(first[k + 1] + 2, n - 1)  # one entry more each way: the edges round
+            while b - a > 1:  # the last entry at or below v
+                m = (a + b) // 2
+                if xp[m] <= v:
+                    a = m
+                else:
+                    b = m
+            j = b if xp[b] <= v else a
+            if j == n - 1 or xp[j] == v:
+                out[i] = fp[j]
+            else:
+                r = slopes[j] * (v - xp[j]) + fp[j]
+                if np.isnan(r):  # as numpy: try from the other end, then a flat interval
+                    r = slopes[j] * (v - xp[j + 1]) + fp[j + 1]
+                    if np.isnan(r) and fp[j] == fp[j + 1]:
+                        r = fp[j]
+                out[i] = r
+
+
+def interp(x, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
+    """Return ``np.interp(x, xp, fp)``, the same numbers, several times faster on values in no order.
+
+    np.interp looks up each value by a binary search from the last one's place, which is quick on
+    sorted values and slow on a map's (4.5 ms for 84 100 values in a 4001-entry table); here each
+    value's bucket of the table's range holds its bracket. Any table that is not strictly
+    increasing, or shorter than two entries, goes to np.interp itself.
+
+    Parameters
+    ----------
+    x : array_like
+        The values to look up (any shape).
+    xp, fp : ndarray
+        1-D: the table's abscissae (increasing) and its values.
+
+    Returns
+    -------
+    ndarray
+        float64, `x`'s shape.
+
+    Examples
+    --------
+    >>> xp, fp = np.array([0.0, 1.0, 3.0]), np.array([10.0, 20.0, 40.0])
+    >>> interp([-1.0, 0.5, 2.0, 9.0, np.nan], xp, fp).tolist()
+    [10.0, 15.0, 30.0, 40.0, nan]
+    """
+    xp, fp = (np.ascontiguousarray(a, dtype=np.float64) for a in (xp, fp))
+    if xp.size < 2 or not np.all(np.diff(xp) > 0):
+        return np.interp(x, xp, fp)
+    values = np.ascontiguousarray(x, dtype=np.float64)
+    out = np.empty(values.shape, np.float64)
+    _interp(values.reshape(-1), xp, fp, out.reshape(-1))
+    return out

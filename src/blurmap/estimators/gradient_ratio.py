@@ -28,7 +28,7 @@ import numpy as np
 
 from ..registry import Estimator, Param, register
 from ._energy import block_noise, laplacian_noise_energy, noise_energy
-from ._filters import TRUNCATE, block_energies, gaussian
+from ._filters import TRUNCATE, block_energies, gaussian, interp
 from ._grid import BLOCK, box_size, upsample, weighted_mean
 from ._noise_params import NOISE_MODEL, prepare_noise_model
 
@@ -61,7 +61,7 @@ def invert_log_ratio(log_ratio: np.ndarray, gamma: float, t_deriv: float, scales
                      base: float = 0.0) -> np.ndarray:
     """Return the sigma (px) whose model log ratio is `log_ratio`, from a table (0 .. 20 px)."""
     table = model_log_ratio(SIGMA_GRID, gamma, t_deriv, scales, base)  # decreasing in sigma
-    return np.interp(log_ratio, table[::-1], SIGMA_GRID[::-1])
+    return interp(log_ratio, table[::-1], SIGMA_GRID[::-1])
 
 
 def halo(params: Mapping) -> int:
