@@ -171,19 +171,33 @@ def test_the_widgets_tiles_of_an_in_memory_image_are_the_lazy_maps_blocks(method
 
 @pytest.mark.parametrize("chunks", [(40, 40), (40, 57), (100, 30), (200, 300)])
 def test_each_blocks_window_is_copied_from_its_neighbours_as_the_whole_image_holds_it(chunks):
-    from blurmap.engine import _halo_window, _neighbour_blocks, _window
+    from blurmap.engine import _halo_window, _window
 
     image = np.arange(130 * 190, dtype=np.float32).reshape(130, 190)
-    lazy = da.from_array(image, chunks=chunks)  # a last chunk of 10 to 39 px: as long as the halo or more
-    halo = 10
-    neighbours = _neighbour_blocks(lazy)
-    starts = [np.cumsum((0,) + c) for c in lazy.chunks]
-    for i in range(lazy.numblocks[0]):
-        for j in range(lazy.numblocks[1]):
-            pieces = [n.blocks[i, j].compute() for n in neighbours]
+    halo = 10  # a last chunk of 10 to 39 px: as long as the halo or more
+    starts = [np.cumsum((0,) + da.from_array(image, chunks=chunks).chunks[k]) for k in (0, 1)]
+    ny, nx = len(starts[0]) - 1, len(starts[1]) - 1
+
+    def chunk(i: int, j: int) -> np.ndarray:
+        i, j = min(max(i, 0), ny - 1), min(max(j, 0), nx - 1)
+        return image[starts[0][i]:starts[0][i + 1], starts[1][j]:starts[1][j + 1]]
+
+    for i in range(ny):
+        for j in range(nx):
+            pieces = [chunk(i + dy, j + dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
             loc = ((starts[0][i], starts[0][i + 1]), (starts[1][j], starts[1][j + 1]))
             window, _ = _halo_window(slice(*loc[0]), slice(*loc[1]), halo, image.shape)
             np.testing.assert_array_equal(_window(pieces, loc, halo, image.shape), image[window])
+
+
+def test_a_lazy_images_maps_take_one_task_per_block_beside_its_chunks():
+    # views of the chunk grid (or dask's overlap) added a task per neighbour and block: 12 ms of a small image's work
+    import dask
+
+    lazy = da.from_array(TEXTURE, chunks=(152, 140))  # on the estimator's grid: nothing to rechunk
+    maps = estimate(lazy, "gradient_ratio")
+    (optimized,) = dask.optimize(maps)
+    assert len(optimized.__dask_graph__()) <= 3 * lazy.npartitions + 1  # chunks, blocks, their sigma, the join
 
 
 def test_a_method_that_computes_part_of_a_tile_gives_the_tiles_part_near_non_finite_pixels_too():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
@@ -279,38 +280,53 @@ def _lazy(prep: Prepared, chunks: tuple[int, int] | None, reader=None):
                              params=dict(params), scale=prep.scale, chunks=plan + ((len(est.outputs),),),
                              dtype=np.float32,
                              meta=np.empty((0, 0, 0), dtype=np.float32))
-    names = list(prep.inputs)
     arrays = [img] + [da.asarray(other) for other, _ in others]
     arrays = [a.rechunk(plan) if a.chunks != plan else a for a in arrays]
-    shape, count = img.shape, len(arrays)
-
-    def block_maps(*pieces: np.ndarray, block_info=None) -> np.ndarray:
-        loc = block_info[None]["array-location"][:2]
-        tiles = [_window(pieces[9 * k:9 * k + 9], loc, halo, shape) for k in range(count)]
-        tiles = [t if sc is None else normalised(t, sc) for t, sc in zip(tiles, scales)]
-        _, block = _halo_window(slice(*loc[0]), slice(*loc[1]), halo, shape)
-        return np.stack(run_tile(est, tiles[0], params, dict(zip(names, tiles[1:])), block=block), axis=-1)
-
-    # each block's task takes its own chunk and its eight neighbours whole, and copies its window out of them once
-    # (dask's overlap would slice each neighbour in a task of its own and join the slices in another)
-    neighbours = [n for a in arrays for n in _neighbour_blocks(a)]
-    return da.map_blocks(block_maps, *neighbours, new_axis=2, chunks=plan + ((len(est.outputs),),), dtype=np.float32,
-                         meta=np.empty((0, 0, 0), dtype=np.float32))
+    return _neighbourhood_maps(arrays, est.name, dict(params), list(prep.inputs), scales, halo, len(est.outputs))
 
 
-def _neighbour_blocks(a) -> list:
-    """Return nine dask arrays with `a`'s block grid: block (i, j) of the k-th is `a`'s block (i + dy, j + dx), for
-    (dy, dx) in row-major order over {-1, 0, 1}**2, clipped at the grid's edges (no data is copied)."""
-    def shifted(n: int, d: int) -> list[int]:
-        return [min(max(i + d, 0), n - 1) for i in range(n)]
+def _neighbourhood_maps(arrays: list, method: str, params: dict, names: list[str], scales: list, halo: int,
+                        outputs: int):
+    """Return the lazy (H, W, outputs) maps of `arrays` (the image, then the other inputs `names`, chunked alike), one
+    task per block that takes its chunk and its eight neighbours (clipped at the grid's edges) whole and copies its
+    window out of them once (dask's overlap would slice each neighbour in a task and join the slices in another).
 
-    ny, nx = a.numblocks
-    return [a.blocks[shifted(ny, dy), :].blocks[:, shifted(nx, dx)] for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+    The graph is written out (``HighLevelGraph.from_collections``): views of the chunk grid would add a task per
+    neighbour and block. `scales` normalise each array's window (None: normalised already).
+    """
+    import dask.array as da
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
+
+    image = arrays[0]
+    name = f"{method}-maps-{tokenize([a.name for a in arrays], method, params, scales, halo)}"
+    (ny, nx), starts = image.numblocks, [np.cumsum((0,) + c) for c in image.chunks]
+    graph = {}
+    for i in range(ny):
+        for j in range(nx):
+            location = tuple((int(s[k]), int(s[k + 1])) for s, k in zip(starts, (i, j)))
+            around = [(min(max(i + dy, 0), ny - 1), min(max(j + dx, 0), nx - 1)) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+            task = partial(_block_maps, location=location, shape=image.shape, halo=halo, method=method, params=params,
+                           names=names, scales=scales)
+            graph[(name, i, j, 0)] = (task, *[(a.name, *ij) for a in arrays for ij in around])
+    layers = HighLevelGraph.from_collections(name, graph, dependencies=arrays)
+    return da.Array(layers, name, chunks=image.chunks + ((outputs,),), meta=np.empty((0, 0, 0), dtype=np.float32))
+
+
+def _block_maps(*pieces: np.ndarray, location, shape: tuple[int, int], halo: int, method: str, params: dict,
+                names: list[str], scales: list) -> np.ndarray:
+    """Return one block's (h, w, outputs) float32 maps from its chunk and its neighbours' (nine per array, in
+    ``_window``'s order), each array's window normalised by its scale."""
+    tiles = [_window(pieces[9 * k:9 * k + 9], location, halo, shape) for k in range(len(scales))]
+    tiles = [t if sc is None else normalised(t, sc) for t, sc in zip(tiles, scales)]
+    _, block = _halo_window(slice(*location[0]), slice(*location[1]), halo, shape)
+    return np.stack(run_tile(get(method), tiles[0], params, dict(zip(names, tiles[1:])), block=block), axis=-1)
 
 
 def _window(pieces, location, halo: int, shape: tuple[int, int]) -> np.ndarray:
     """Return the window ``_halo_window`` gives the block at `location` ((y0, y1), (x0, x1), px), copied out of the
-    block and its eight neighbours (``_neighbour_blocks``' order); a neighbour must hold `halo` px or more."""
+    chunks around it: (dy, dx) in row-major order over {-1, 0, 1}**2, the block's own at the centre, a chunk beyond the
+    grid's edges its nearest; a neighbour must hold `halo` px or more."""
     (y0, y1), (x0, x1) = location
     (rows, cols), _ = _halo_window(slice(y0, y1), slice(x0, x1), halo, shape)
     heights = (y0 - rows.start, y1 - y0, rows.stop - y1)  # px taken from the neighbours above, the block, below
