@@ -208,7 +208,7 @@ def _write_lazy(lazy, full: list, coarse: list, client, progress: Progress, pick
 def _settle(client, futures: list, name: str, timeout: float = 600.0) -> None:
     """Cancel `futures` and wait until no task of the layer `name` still executes on a worker (a cancelled task runs on).
 
-    The executing tasks' keys are those of fused tasks (e.g. "overlap-trim-<name>"), not the futures' keys.
+    The executing tasks' keys are those of fused tasks (the maps' task and the write's, one name), not the futures' keys.
     """
     client.cancel(futures)
     deadline = time.monotonic() + timeout
