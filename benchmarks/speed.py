@@ -70,8 +70,11 @@ def child(method: str, path: str, size: int, chunk: int) -> dict:
         folder = tempfile.TemporaryDirectory()
         tif = os.path.join(folder.name, "image.tif")
         tifffile.imwrite(tif, image)
-        argv = ["estimate", "--method", method, "--chunk", str(chunk), "--no-progress", "--overwrite", tif,
-                os.path.join(folder.name, "maps.zarr")]
+        runs_made = []  # each run writes a new output, as the documented command does (nothing to replace)
+
+        def argv() -> list[str]:
+            runs_made.append(os.path.join(folder.name, f"maps-{len(runs_made)}.zarr"))
+            return ["estimate", "--method", method, "--chunk", str(chunk), "--no-progress", tif, runs_made[-1]]
 
     def run():
         if path == "numpy":
@@ -80,9 +83,10 @@ def child(method: str, path: str, size: int, chunk: int) -> dict:
             *_, last = blurmap.estimate_tiles(image, method, chunk=chunk)
             return last.sigma
         if path == "cli":
+            args = argv()
             with contextlib.redirect_stdout(io.StringIO()):
-                if cli.main(argv) != 0:
-                    raise RuntimeError(f"blurmap {' '.join(argv)} failed")
+                if cli.main(args) != 0:
+                    raise RuntimeError(f"blurmap {' '.join(args)} failed")
             return None
         return blurmap.estimate(lazy, method).compute(scheduler="threads")
 
