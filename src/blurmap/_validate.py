@@ -166,17 +166,13 @@ def _flat(arrays: list) -> np.ndarray:
     return out
 
 
-def intensity_scale(grey, *, name: str = "image", regions: list[np.ndarray] | None = None) -> IntensityScale:
-    """Return how to normalise `grey`, from the finite pixels of the regions the noise model samples.
+def intensity_scale(samples: list[np.ndarray], *, name: str = "image") -> IntensityScale:
+    """Return how to normalise an image, from the finite pixels of its `samples`: the regions the noise model samples
+    (``noise.sample_regions``), the same whatever the array (numpy, or dask however chunked), so that both normalise
+    alike and a large image is not read whole for this.
 
-    `regions` are those regions (``noise.sample_regions(grey)``) if read already. Raises a
-    ValueError for an image with no finite pixel, or constant, in those regions (a large image
-    is not read whole for this).
+    Raises a ValueError for an image with no finite pixel, or constant, in those regions.
     """
-    from .noise import sample_regions
-
-    # the same regions whatever the array (numpy, or dask however chunked), so that both normalise alike
-    samples = sample_regions(grey) if regions is None else regions
     pixels = _flat(samples)
     finite = pixels if np.isfinite(pixels).all() else pixels[np.isfinite(pixels)]
     if finite.size == 0:

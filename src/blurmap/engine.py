@@ -106,7 +106,7 @@ def prepare(image, method: str | None = None, *, reader=None, **params) -> Prepa
         regions = [to_grey(w) for w in sample_regions(reader)]
     elif is_dask(grey):
         regions = sample_regions(grey)
-    scale = intensity_scale(grey, regions=regions)
+    scale = intensity_scale(sample_regions(grey) if regions is None else regions)
     img = normalised(grey, scale)
     other_scale, raw = None, [(grey, scale)]
     for name, array in arrays.items():
@@ -115,7 +115,7 @@ def prepare(image, method: str | None = None, *, reader=None, **params) -> Prepa
         other = as_2d_grey(array, name=name)
         if other.shape != img.shape:
             raise ValueError(f"{name} has shape {other.shape}, the image {img.shape}; they must agree")
-        other_scale = intensity_scale(other, name=name)
+        other_scale = intensity_scale(sample_regions(other), name=name)
         arrays[name] = normalised(other, other_scale)
         raw.append((other, other_scale))
     inner = _to_normalised(est, checked, scale, other_scale)
