@@ -285,6 +285,18 @@ def test_a_failure_on_a_cluster_leaves_no_output(tmp_path, tiled_tiff, monkeypat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
 
 
+def test_a_dask_images_maps_compute_on_a_clusters_worker_processes(micrograph):
+    # each block's task is written out by hand (engine._neighbourhood_maps): it must travel to another process
+    distributed = pytest.importorskip("distributed")
+    import dask.array as da
+
+    whole = estimate(micrograph, GR)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster, \
+            distributed.Client(cluster):
+        lazy = estimate(da.from_array(micrograph, chunks=(152, 140)), GR)
+        np.testing.assert_allclose(lazy.compute(), whole, rtol=0, atol=1e-5, equal_nan=True)
+
+
 def test_progress_bar_shows_rate_and_eta_only_where_asked():
     out = _io.StringIO()
     bar = Progress(4, 4_000_000, "blurmap x", stream=out)
