@@ -221,6 +221,35 @@ def test_input_array_is_not_modified(sem):
     assert np.array_equal(image, before)
 
 
+def test_an_image_of_integers_is_normalised_in_one_copy_and_its_pixels_left_as_they_were():
+    import tracemalloc
+
+    from blurmap import engine
+
+    rng = np.random.default_rng(3)
+    counts = rng.poisson(200 * blurmap.blur(synthetic.dead_leaves((500, 600), seed=3), np.full((500, 600), 1.5)))
+    image = counts.astype(np.uint16)
+    before = image.copy()
+    np.testing.assert_array_equal(estimate(image), estimate(image.astype(np.float32)))  # the same numbers
+    assert np.array_equal(image, before)
+    large = np.tile(image, (8, 7))  # 4000 x 4200 px: the noise samples (4 million px at most) are far smaller
+    tracemalloc.start()
+    prep = engine.prepare(large, "gradient_ratio")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert prep.image.dtype == np.float32 and np.array_equal(large, np.tile(before, (8, 7)))
+    assert peak < 1.6 * prep.image.nbytes  # the float32 plane and the samples; a second copy of it made 2.3x
+
+
+@pytest.mark.parametrize("view", [np.asmatrix, lambda a: a[::1, ::1], lambda a: a])
+def test_a_float32_image_or_a_view_of_one_is_not_scaled_in_place(view):
+    image = blurmap.blur(synthetic.dead_leaves((200, 220), seed=4), np.full((200, 220), 1.5))
+    given = view(image)
+    before = np.array(given, copy=True)
+    estimate(given)
+    assert np.array_equal(np.asarray(given), before) and np.array_equal(image, before)
+
+
 def test_slicing_derivatives_equal_scipy_reflect_mode():
     from blurmap.estimators import _energy as gr
     a = np.random.default_rng(0).random((37, 41)).astype(np.float32)

@@ -186,16 +186,22 @@ def intensity_scale(samples: list[np.ndarray], *, name: str = "image") -> Intens
     return IntensityScale(lo, hi - lo)
 
 
-def normalised(grey, scale: IntensityScale):
+def normalised(grey, scale: IntensityScale, *, in_place: bool = False):
     """Return `grey` as float32 (value - loc) / scale (numpy or dask, lazily).
 
     Computed in the grey plane's own precision (float32 unless the image was float64), in float64
-    where the factor 1 / scale lies beyond float32's range (intensities below 1e-38 or so).
+    where the factor 1 / scale lies beyond float32's range (intensities below 1e-38 or so). With
+    `in_place`, a float32 numpy `grey` is itself scaled and returned (the same numbers): for a
+    plane the caller made and needs no more.
     """
     dtype = grey.dtype.type
     factor = 1.0 / scale.scale
     if dtype is np.float32 and not (np.finfo(np.float32).tiny < factor < np.finfo(np.float32).max):
         grey, dtype = grey.astype(np.float64), np.float64
+    elif in_place and isinstance(grey, np.ndarray) and dtype is np.float32 and grey.flags.writeable:
+        np.subtract(grey, dtype(scale.loc), out=grey)
+        grey *= dtype(factor)
+        return grey
     out = grey - dtype(scale.loc)
     if isinstance(out, np.ndarray):
         out *= dtype(factor)  # a new array already: scaled where it lies

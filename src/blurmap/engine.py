@@ -86,6 +86,7 @@ class Prepared(NamedTuple):
     scale: IntensityScale
     reported: dict
     raw: tuple  # (grey image, scale), then (other image, its scale) per input: what a dask block normalises itself
+    # (an in-memory image's first pair is the normalised image and None: its grey plane may have been scaled in place)
 
 
 def prepare(image, method: str | None = None, *, reader=None, **params) -> Prepared:
@@ -107,8 +108,12 @@ def prepare(image, method: str | None = None, *, reader=None, **params) -> Prepa
     elif is_dask(grey):
         regions = sample_regions(grey)
     scale = intensity_scale(sample_regions(grey) if regions is None else regions)
-    img = normalised(grey, scale)
-    other_scale, raw = None, [(grey, scale)]
+    if is_dask(grey):
+        img, raw = normalised(grey, scale), [(grey, scale)]
+    else:  # a grey plane made here (from integers, RGB...) is scaled where it lies: one copy of the image, not two
+        img = normalised(grey, scale, in_place=not np.may_share_memory(grey, image))
+        raw = [(img, None)]
+    other_scale = None
     for name, array in arrays.items():
         if array is None:
             raise TypeError(f"method {est.name!r} needs the image {name!r} (e.g. {name}=array)")
