@@ -246,8 +246,8 @@ class _Tiles(NamedTuple):
         if self.lazy is None:
             tile = _tile_with_halo(prep, ys, xs, self.halo)
         else:
-            block = self.lazy.blocks[i, j].compute(scheduler="sync")
-            tile = [block[..., k] for k in range(block.shape[-1])]
+            computed = self.lazy.blocks[i, j].compute(scheduler="sync")
+            tile = [computed[..., k] for k in range(computed.shape[-1])]
         for array, part in zip(self.maps.values(), tile):
             array[ys, xs] = part
 
@@ -271,13 +271,12 @@ def _lazy(prep: Prepared, chunks: tuple[int, int] | None, reader=None):
     import dask.array as da
 
     est, params = prep.estimator, prep.params
-    (img, _), *others = prep.raw  # each block normalises its own tile: no normalised copy is held between tasks
+    # each block normalises its own tile (no normalised copy is held between tasks); scale None: normalised already
+    (img, _), *others = prep.raw
+    scales = [scale for _, scale in prep.raw]
     halo = est.halo_for(params)
     if not is_dask(img):
-        img = da.from_array(prep.image, chunks=chunks or (DEFAULT_CHUNK, DEFAULT_CHUNK), name=False)  # no hash of the pixels
-        scales = [None] + [s for _, s in others]  # a numpy image was normalised whole already
-    else:
-        scales = [prep.scale] + [s for _, s in others]
+        img = da.from_array(img, chunks=chunks or (DEFAULT_CHUNK, DEFAULT_CHUNK), name=False)  # no hash of the pixels
     requested = chunks or tuple(c[0] for c in img.chunks)
     plan = plan_chunks(img.shape, requested, halo, est.align_for(params))
     if reader is not None and not prep.inputs:
@@ -627,7 +626,6 @@ def estimate_tiles(image, method: str | None = None, *, chunk: int = DEFAULT_CHU
     maps = tiles.maps
     sigma, conf = maps["sigma"], maps["confidence"]
     ny, nx = tiles.count()
-
     todo = [(i, j) for i in range(ny) for j in range(nx)]
     workers = cores()
     with ThreadPoolExecutor(workers) as pool:  # a tile per core at a time, in order, each yielded as it ends

@@ -1,8 +1,8 @@
 """Compiled inner loops of the block estimators: Gaussian re-blurs, per-block energies and sums, box windows,
 interpolation from the block grid, and a table lookup.
 
-Private to ``blurmap.estimators``. Both do what a chain of scipy and numpy calls did, in one pass
-over the image and with no full-size temporaries, compiled by numba (docs/benchmarks.md gives the
+Private to ``blurmap.estimators``. Each gives the numbers of the scipy or numpy calls it replaced,
+in one pass and with no full-size temporaries, compiled by numba (docs/benchmarks.md gives the
 figures that earn it its place). They release the GIL, so the engine's threads run them side by side.
 """
 

@@ -8,12 +8,13 @@ frequency's angle to its direction, weighted as a gradient and as a Laplacian, m
 kernels), each at two re-blurs (EVIDENCE_SCALES); how much a band's curvature (Laplacian over
 gradient energy, 1 / (sigma_n**2 + s**2) for any power-law spectrum) falls from one re-blur to
 the other gives the blur along its direction whatever the texture's spectrum there (read from
-CALIBRATION, measured on round blur of the development textures). Per 4 px block, a, r cos 2 theta and r sin 2 theta are fitted to the
-eight readings by weighted least squares (weights: each band's evidence over its noise, and its
-share of the block's energy), with a ridge on the anisotropy (ISOTROPY_PRIOR) so that a texture
-offering one direction only reads round; the readings overstate r by MODULATION. The shape so
-found (major over minor, the angle) is scaled by the round blur the ``learned`` estimator reads,
-which on elliptical blur is close to the minor sigma (ROUND_READS). ISOTROPY_PRIOR, MODULATION
+CALIBRATION, measured on round blur of the development textures). Per 4 px block, a, r cos 2
+theta and r sin 2 theta are fitted to the eight readings by weighted least squares (weights:
+each band's evidence over its noise, and its share of the block's energy), with a ridge on the
+anisotropy (ISOTROPY_PRIOR) so that a texture offering one direction only reads round; the
+readings overstate r by MODULATION. The shape so found (major over minor, the angle) is scaled
+by the round blur the ``learned`` estimator reads, which on elliptical blur is close to the
+minor sigma (ROUND_READS). ISOTROPY_PRIOR, MODULATION
 and SHARE_HALF were chosen on the directional benchmark's development seeds
 (``benchmarks/directional.py --seeds dev``); its evaluation seeds give the figures reported.
 
