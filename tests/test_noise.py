@@ -110,3 +110,25 @@ def test_the_intensity_scale_s_tail_percentiles_are_numpy_s_to_the_bit():
     for values in cases:
         for percents in [(0.1, 99.9), (0.0, 100.0), (1.0, 50.0, 99.0)]:
             assert tail_percentiles(values, percents) == tuple(np.percentile(values.astype(np.float64), percents))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_block_statistics_are_immerkaer_s_mask_and_block_means(dtype):
+    from blurmap.noise import _block_stats
+
+    rng = np.random.default_rng(5)
+    image = (rng.random((90, 300)) * 7 + 3).astype(dtype)
+    window = image[5:71, 9:267]  # a window of a wider image: rows not contiguous in memory
+    mask = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]]) / 6.0
+    t = window.astype(np.float64)
+    response = ndi.correlate(t, mask)[1:-1, 1:-1]
+    h, w = (response.shape[0] // 8) * 8, (response.shape[1] // 8) * 8
+
+    def blocks(a):
+        return a[:h, :w].reshape(h // 8, 8, w // 8, 8).mean(axis=(1, 3)).ravel()
+
+    means, variances = _block_stats(window)
+    np.testing.assert_allclose(means, blocks(t[1:-1, 1:-1]), rtol=1e-12)
+    np.testing.assert_allclose(variances, blocks(response**2), rtol=1e-9)
+    again = _block_stats(np.ascontiguousarray(window, dtype=np.float64))  # float32 is read exactly in float64
+    assert all(np.array_equal(a, b) for a, b in zip((means, variances), again))

@@ -398,11 +398,10 @@ def keep_freed_memory(limit: int = KEEP_FREED) -> bool:
     change how its host allocates.
     """
     import ctypes
-    import ctypes.util
 
-    try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
-    except (OSError, AttributeError):  # not glibc (macOS, Windows)
+    try:  # the process's own symbols, the C library's among them (ctypes.util.find_library runs ldconfig: 2 ms)
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError, TypeError):  # no mallopt (macOS), or no CDLL(None) (Windows)
         return False
     return bool(mallopt(_M_MMAP_THRESHOLD, limit)) and bool(mallopt(_M_TRIM_THRESHOLD, limit))
 

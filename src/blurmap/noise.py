@@ -37,21 +37,25 @@ def _blocks(a: np.ndarray) -> np.ndarray:
 
 @compiled
 def _immerkaer_blocks(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return, per whole 8x8 block of the interior t[1:-1, 1:-1] (float64), the mean of t and of its squared mask response."""
+    """Return, per whole 8x8 block of the interior t[1:-1, 1:-1] (float32 or float64, read as float64), the mean of t
+    and of its squared mask response."""
     hb, wb = (t.shape[0] - 2) // _BLOCK, (t.shape[1] - 2) // _BLOCK
     means, variances = np.zeros((hb, wb)), np.zeros((hb, wb))
+    vertical = np.empty(wb * _BLOCK + 2)  # a row's second differences down the columns
+    squares = np.empty(wb * _BLOCK)  # and its squared mask responses: whole rows at a time, which vectorise
     for y in range(hb * _BLOCK):
         above, row, below = t[y], t[y + 1], t[y + 2]
+        for x in range(wb * _BLOCK + 2):
+            vertical[x] = float(above[x]) - 2.0 * float(row[x]) + float(below[x])
+        for x in range(wb * _BLOCK):
+            # Immerkaer's mask is the outer product of [1, -2, 1] with itself, / 6: two second differences
+            r = (vertical[x] - 2.0 * vertical[x + 1] + vertical[x + 2]) / 6.0
+            squares[x] = r * r
         for bx in range(wb):
             s, s2 = 0.0, 0.0
             for x in range(bx * _BLOCK, (bx + 1) * _BLOCK):
-                # Immerkaer's mask is the outer product of [1, -2, 1] with itself, / 6: two second differences
-                left = above[x] - 2 * row[x] + below[x]
-                centre = above[x + 1] - 2 * row[x + 1] + below[x + 1]
-                right = above[x + 2] - 2 * row[x + 2] + below[x + 2]
-                r = (left - 2 * centre + right) / 6.0
-                s += row[x + 1]
-                s2 += r * r
+                s += float(row[x + 1])
+                s2 += squares[x]
             means[y // _BLOCK, bx] += s
             variances[y // _BLOCK, bx] += s2
     n = float(_BLOCK * _BLOCK)
@@ -60,7 +64,8 @@ def _immerkaer_blocks(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _block_stats(sample: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Return (mean intensity, mean squared high-pass response) of each whole 8x8 block of `sample`'s interior, flattened."""
-    t = np.ascontiguousarray(sample, dtype=np.float64)
+    # float32 is read in float64 by the loop; a window of a wider image is copied first, for contiguous rows are faster
+    t = np.ascontiguousarray(sample if sample.dtype in (np.float32, np.float64) else sample.astype(np.float64))
     if min(t.shape) < _BLOCK + 2:
         return np.empty(0), np.empty(0)
     return _immerkaer_blocks(t)
