@@ -194,10 +194,13 @@ def test_a_lazy_images_maps_take_one_task_per_block_beside_its_chunks():
     # views of the chunk grid (or dask's overlap) added a task per neighbour and block: 12 ms of a small image's work
     import dask
 
+    from blurmap.noise import sample_origins
+
     lazy = da.from_array(TEXTURE, chunks=(152, 140))  # on the estimator's grid: nothing to rechunk
     maps = estimate(lazy, "gradient_ratio")
     (optimized,) = dask.optimize(maps)
-    assert len(optimized.__dask_graph__()) <= 3 * lazy.npartitions + 1  # chunks, blocks, their sigma, the join
+    preparation = len(sample_origins(TEXTURE.shape)) + 1  # a task per noise sample, one fitting the parameters
+    assert len(optimized.__dask_graph__()) <= 3 * lazy.npartitions + 1 + preparation  # chunks, blocks, sigma, join
 
 
 def test_a_method_that_computes_part_of_a_tile_gives_the_tiles_part_near_non_finite_pixels_too():
@@ -214,3 +217,35 @@ def test_a_method_that_computes_part_of_a_tile_gives_the_tiles_part_near_non_fin
     for w, p in zip(whole, part):
         np.testing.assert_allclose(p, w[block], rtol=0, atol=1e-5, equal_nan=True)
     assert np.isnan(part[0]).any() and (part[-1] == 0).any()
+
+
+def test_a_dask_image_is_read_when_its_maps_are_computed_each_chunk_once():
+    # its noise samples were read by a computation of their own inside estimate(), then again by the blocks
+    reads = []
+
+    def chunk(block_info=None):
+        (y0, y1), (x0, x1) = block_info[None]["array-location"]
+        reads.append((y0, x0))
+        return TEXTURE[y0:y1, x0:x1]
+
+    lazy = da.map_blocks(chunk, chunks=((152, 148), (140, 140, 140)), dtype=np.float32,
+                         meta=np.empty((0, 0), np.float32))
+    maps = estimate(lazy, "gradient_ratio", return_confidence=True)
+    assert reads == []
+    np.testing.assert_array_equal(maps[0].compute(), estimate(TEXTURE, "gradient_ratio", chunks=(152, 140)))
+    assert sorted(reads) == sorted(set(reads)) and len(reads) == lazy.npartitions
+
+
+@pytest.mark.parametrize("method", ["gradient_ratio", "learned", "directional"])
+def test_a_dask_image_prepared_in_its_graph_gives_prepares_maps_to_the_bit(method):
+    from blurmap import engine
+
+    image = TEXTURE.copy()
+    image[40:70, 200:230] = np.nan
+    for chunks in [(100, 130), (152, 140), 64]:  # ragged; on the grid; smaller than a noise sample (rechunked)
+        lazy = da.from_array(image, chunks=chunks)
+        prep = engine.prepare(lazy, method)
+        expected = engine._lazy(prep, None).compute()
+        got = estimate(lazy, method, return_outputs=True)
+        for k, name in enumerate(estimators()[method].outputs):
+            np.testing.assert_array_equal(got[name].compute(), expected[..., k])

@@ -158,8 +158,11 @@ def test_a_masked_arrays_mask_is_honoured(sem):
 def test_no_finite_pixel_or_constant_dask_image_is_refused():
     with pytest.raises(ValueError, match="no finite pixel"):
         estimate(np.full((64, 64), np.nan))
+    lazy = estimate(da.full((600, 700), 3.0, chunks=200))  # a dask image is read when its maps are computed
     with pytest.raises(ValueError, match="constant"):
-        estimate(da.full((600, 700), 3.0, chunks=200))
+        lazy.compute()
+    with pytest.raises(ValueError, match="no finite pixel"):
+        estimate(da.full((600, 700), np.nan, chunks=200), "log").compute()
 
 
 @pytest.mark.parametrize("gain, offset, dtype", [(1e-12, 0.0, np.float64), (1e20, 0.0, np.float64),

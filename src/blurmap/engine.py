@@ -12,7 +12,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ._validate import MIN_SIDE, IntensityScale, as_2d_grey, intensity_scale, is_dask, normalised, to_grey
-from .noise import sample_regions
+from .noise import SAMPLE, sample_origins, sample_regions
 from .registry import Estimator, get
 
 __all__ = ["estimate", "estimate_tiles", "tile_count", "TileProgress", "lazy_maps"]
@@ -123,11 +123,21 @@ def prepare(image, method: str | None = None, *, reader=None, **params) -> Prepa
         other_scale = intensity_scale(sample_regions(other), name=name)
         arrays[name] = normalised(other, other_scale)
         raw.append((other, other_scale))
-    inner = _to_normalised(est, checked, scale, other_scale)
-    if est.prepare is not None:  # a dask image: only what the preparation samples is computed
-        inner = est.prepare(img, inner, regions=None if regions is None else [normalised(r, scale) for r in regions],
-                            **arrays)
+    inner = _computed_params(est, checked, scale, img, None if regions is None else [normalised(r, scale)
+                                                                                     for r in regions],
+                             other_scale, arrays)
     return Prepared(img, est, inner, arrays, scale, _to_image(est, inner, scale, other_scale), tuple(raw))
+
+
+def _computed_params(est: Estimator, checked: dict, scale: IntensityScale, image, regions: list | None,
+                     other_scale: IntensityScale | None = None, inputs: dict | None = None) -> dict:
+    """Return the parameters `est` computes with: `checked` (image units) in the normalised image's units, the
+    image-wide ones (noise) filled by its preparation, from `regions` (the normalised image's noise samples) if given,
+    else from `image` (only where the preparation samples it)."""
+    inner = _to_normalised(est, checked, scale, other_scale)
+    if est.prepare is not None:
+        inner = est.prepare(image, inner, regions=regions, **(inputs or {}))
+    return inner
 
 
 def _to_normalised(est: Estimator, params: dict, scale: IntensityScale, other: IntensityScale | None) -> dict:
@@ -289,32 +299,88 @@ def _lazy(prep: Prepared, chunks: tuple[int, int] | None, reader=None):
     return _neighbourhood_maps(arrays, est.name, dict(params), list(prep.inputs), scales, halo, len(est.outputs))
 
 
-def _neighbourhood_maps(arrays: list, method: str, params: dict, names: list[str], scales: list, halo: int,
-                        outputs: int):
+def _neighbourhood_maps(arrays: list, method: str, params: dict | None, names: list[str], scales: list | None,
+                        halo: int, outputs: int, prepared: tuple[str, dict] | None = None):
     """Return the lazy (H, W, outputs) maps of `arrays` (the image, then the other inputs `names`, chunked alike), one
     task per block that takes its chunk and its eight neighbours (clipped at the grid's edges) whole and copies its
     window out of them once (dask's overlap would slice each neighbour in a task and join the slices in another).
 
     The graph is written out (``HighLevelGraph.from_collections``): views of the chunk grid would add a task per
-    neighbour and block. `scales` normalise each array's window (None: normalised already).
+    neighbour and block. `scales` normalise each array's window (None: normalised already). With `prepared` (a key
+    and the tasks it needs), each block takes the parameters and the image's scale from that key's result instead.
     """
     import dask.array as da
     from dask.base import tokenize
     from dask.highlevelgraph import HighLevelGraph
 
     image = arrays[0]
-    name = f"{method}-maps-{tokenize([a.name for a in arrays], method, params, scales, halo)}"
+    name = f"{method}-maps-{tokenize([a.name for a in arrays], method, params, scales, halo, prepared and prepared[0])}"
     (ny, nx), starts = image.numblocks, [np.cumsum((0,) + c) for c in image.chunks]
-    graph = {}
+    graph = dict(prepared[1]) if prepared else {}
     for i in range(ny):
         for j in range(nx):
             location = tuple((int(s[k]), int(s[k + 1])) for s, k in zip(starts, (i, j)))
             around = [(min(max(i + dy, 0), ny - 1), min(max(j + dx, 0), nx - 1)) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
-            task = partial(_block_maps, location=location, shape=image.shape, halo=halo, method=method, params=params,
-                           names=names, scales=scales)
-            graph[(name, i, j, 0)] = (task, *[(a.name, *ij) for a in arrays for ij in around])
+            where = {"location": location, "shape": image.shape, "halo": halo, "method": method}
+            keys = [(a.name, *ij) for a in arrays for ij in around]
+            if prepared:
+                graph[(name, i, j, 0)] = (partial(_prepared_block_maps, **where), prepared[0], *keys)
+            else:
+                graph[(name, i, j, 0)] = (partial(_block_maps, **where, params=params, names=names, scales=scales), *keys)
     layers = HighLevelGraph.from_collections(name, graph, dependencies=arrays)
     return da.Array(layers, name, chunks=image.chunks + ((outputs,),), meta=np.empty((0, 0, 0), dtype=np.float32))
+
+
+def _sampled_maps(grey, est: Estimator, checked: dict, chunks: tuple[int, int] | None):
+    """Return the lazy (H, W, outputs) maps of a dask grey plane whose preparation is a task of the same graph.
+
+    ``prepare`` reads a lazy image's noise samples in a computation of their own, then fits the
+    intensity scale and the noise model on one core before the first block can start. Here each
+    sample is a task that cuts its window out of the chunks the blocks read too (each chunk is read
+    once), one task fits the scale and the parameters from them (``_prepared``), and every block
+    task takes its result: the same numbers as ``prepare`` then ``_lazy``.
+    """
+    from dask.base import tokenize
+
+    halo = est.halo_for(checked)
+    plan = plan_chunks(grey.shape, chunks or tuple(c[0] for c in grey.chunks), halo, est.align_for(checked))
+    img = grey.rechunk(plan) if grey.chunks != plan else grey
+    starts = [np.cumsum((0,) + c) for c in img.chunks]
+    name = f"{est.name}-prepared-{tokenize(img.name, est.name, checked)}"
+    samples = {}
+    for k, (y, x) in enumerate(sample_origins(tuple(img.shape))):
+        rows, cols = (_covering(s, a, min(a + SAMPLE, int(s[-1]))) for s, a in zip(starts, (y, x)))
+        samples[(f"{name}-sample", k)] = (partial(_sample_window, rows=[r for _, r in rows], cols=[c for _, c in cols]),
+                                          *[(img.name, i, j) for i, _ in rows for j, _ in cols])
+    samples[name] = (partial(_prepared, method=est.name, checked=checked), *samples)
+    return _neighbourhood_maps([img], est.name, None, [], None, halo, len(est.outputs), prepared=(name, samples))
+
+
+def _covering(starts: np.ndarray, begin: int, end: int) -> list[tuple[int, slice]]:
+    """Return the chunks (index, the slice within it) that px [begin, end) of an axis whose chunks start at `starts`
+    (the axis's length last) lie in."""
+    first, last = np.searchsorted(starts, begin, side="right") - 1, np.searchsorted(starts, end, side="left") - 1
+    return [(int(i), slice(max(begin - int(starts[i]), 0), min(end, int(starts[i + 1])) - int(starts[i])))
+            for i in range(first, last + 1)]
+
+
+def _sample_window(*pieces: np.ndarray, rows: list[slice], cols: list[slice]) -> np.ndarray:
+    """Return the window that `pieces` (chunks, row-major over len(rows) x len(cols)) hold, each cut by its slices."""
+    parts = [[pieces[i * len(cols) + j][r, c] for j, c in enumerate(cols)] for i, r in enumerate(rows)]
+    return parts[0][0] if len(pieces) == 1 else np.block(parts)
+
+
+def _prepared(*windows: np.ndarray, method: str, checked: dict) -> tuple[dict, IntensityScale]:
+    """Return (the parameters to compute with, the intensity scale) from a lazy image's noise samples: ``prepare``'s
+    work on them, as a task of the maps' graph."""
+    scale = intensity_scale(list(windows))
+    return _computed_params(get(method), checked, scale, None, [normalised(w, scale) for w in windows]), scale
+
+
+def _prepared_block_maps(prepared: tuple[dict, IntensityScale], *pieces: np.ndarray, **where) -> np.ndarray:
+    """Return ``_block_maps`` of a plane whose parameters and intensity scale `prepared` holds (``_prepared``'s)."""
+    params, scale = prepared
+    return _block_maps(*pieces, params=params, names=[], scales=[scale], **where)
 
 
 def _block_maps(*pieces: np.ndarray, location, shape: tuple[int, int], halo: int, method: str, params: dict,
@@ -400,7 +466,8 @@ def estimate(image, method: str | None = None, *, return_confidence: bool = Fals
         normalisation and noise model); colour is read as luminance, its axis given by
         `channel_axis` (a 3-D array of 3 or 4 channels last is read as RGB(A) even without it,
         with a warning). numpy in, numpy out; a dask image gives lazy dask arrays computed chunk
-        by chunk, each with its halo, one plane at a time.
+        by chunk, each with its halo, one plane at a time, and is read only when they are
+        computed (its noise model too, for a method with no other input image).
     method : str, optional
         A registered estimator's name (see :func:`blurmap.estimators`); the default is
         ``"learned"`` (``blurmap.registry.DEFAULT``).
@@ -466,6 +533,10 @@ def estimate(image, method: str | None = None, *, return_confidence: bool = Fals
 def _maps(image, method: str | None, chunks, params: dict) -> dict:
     """Return every output of one 2-D image's estimate, by name (sigma, ..., confidence)."""
     chunks = as_chunks(chunks)
+    est = get(method)
+    if is_dask(image) and not est.inputs:  # prepared in the maps' own graph: nothing is read before their compute
+        out = _sampled_maps(as_2d_grey(image), est, est.check(params), chunks)
+        return {name: out[..., k] for k, name in enumerate(est.outputs)}
     prep = prepare(image, method, **params)
     names = prep.estimator.outputs
     if is_dask(prep.image) or any(is_dask(a) for a in prep.inputs.values()):

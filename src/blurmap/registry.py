@@ -112,7 +112,8 @@ class Estimator:
     prepare : callable or None
         ``prepare(image, checked_params, regions, **inputs) -> params``: fills image-wide values
         (noise, registration) once, before any chunk; `regions` are the normalised image's
-        ``noise.sample_regions`` when already read (a lazy image), else None.
+        ``noise.sample_regions`` when already read (a lazy image: its `image` is then None where
+        the preparation is a task of the maps' graph, for a method with no other input), else None.
     inputs : tuple of str
         Other images the method needs, of the image's shape, passed by name.
     higher_is_sharper : bool
