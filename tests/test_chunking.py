@@ -249,3 +249,17 @@ def test_a_dask_image_prepared_in_its_graph_gives_prepares_maps_to_the_bit(metho
         got = estimate(lazy, method, return_outputs=True)
         for k, name in enumerate(estimators()[method].outputs):
             np.testing.assert_array_equal(got[name].compute(), expected[..., k])
+
+
+def test_a_dask_image_whose_samples_lie_in_too_many_chunks_has_them_read_before(monkeypatch):
+    # a chunk under a sample is held from the start of the computation until its blocks are done
+    from blurmap import engine, noise
+
+    lazy = da.from_array(TEXTURE, chunks=(100, 130))
+    in_graph = estimate(lazy, "gradient_ratio").compute()
+    monkeypatch.setattr(engine, "SAMPLED_CHUNKS_MAX", lazy.nbytes // 2)  # the samples lie in every chunk
+    read = []
+    monkeypatch.setattr(engine, "sample_regions", lambda image: read.append(image.shape) or noise.sample_regions(image))
+    before = estimate(lazy, "gradient_ratio")
+    assert read == [TEXTURE.shape]  # by prepare(), before the maps are computed
+    np.testing.assert_array_equal(before.compute(), in_graph)

@@ -20,6 +20,7 @@ __all__ = ["estimate", "estimate_tiles", "tile_count", "TileProgress", "lazy_map
 DEFAULT_CHUNK = 1024  # px; chunk side used when a numpy image is computed tile by tile
 THREAD_CHUNK = 2048  # px; tiles a large numpy image is cut into to keep every core busy (halos cost under 15%)
 THREAD_CHUNK_HALOS = 8  # or this many halos a side, if more: a tile's halo then costs under a third of its work
+SAMPLED_CHUNKS_MAX = 256 << 20  # bytes; a dask image whose noise samples lie in more chunks has them read before
 
 
 def cores() -> int:
@@ -332,13 +333,15 @@ def _neighbourhood_maps(arrays: list, method: str, params: dict | None, names: l
 
 
 def _sampled_maps(grey, est: Estimator, checked: dict, chunks: tuple[int, int] | None):
-    """Return the lazy (H, W, outputs) maps of a dask grey plane whose preparation is a task of the same graph.
+    """Return the lazy (H, W, outputs) maps of a dask grey plane whose preparation is a task of the same graph, or None
+    where its noise samples lie in chunks of more than SAMPLED_CHUNKS_MAX bytes.
 
     ``prepare`` reads a lazy image's noise samples in a computation of their own, then fits the
     intensity scale and the noise model on one core before the first block can start. Here each
     sample is a task that cuts its window out of the chunks the blocks read too (each chunk is read
     once), one task fits the scale and the parameters from them (``_prepared``), and every block
-    task takes its result: the same numbers as ``prepare`` then ``_lazy``.
+    task takes its result: the same numbers as ``prepare`` then ``_lazy``. A chunk under a sample
+    is then held from the start until the blocks that read it are done, hence the limit.
     """
     from dask.base import tokenize
 
@@ -347,11 +350,16 @@ def _sampled_maps(grey, est: Estimator, checked: dict, chunks: tuple[int, int] |
     img = grey.rechunk(plan) if grey.chunks != plan else grey
     starts = [np.cumsum((0,) + c) for c in img.chunks]
     name = f"{est.name}-prepared-{tokenize(img.name, est.name, checked)}"
-    samples = {}
+    samples, under = {}, set()
     for k, (y, x) in enumerate(sample_origins(tuple(img.shape))):
         rows, cols = (_covering(s, a, min(a + SAMPLE, int(s[-1]))) for s, a in zip(starts, (y, x)))
+        keys = [(img.name, i, j) for i, _ in rows for j, _ in cols]
         samples[(f"{name}-sample", k)] = (partial(_sample_window, rows=[r for _, r in rows], cols=[c for _, c in cols]),
-                                          *[(img.name, i, j) for i, _ in rows for j, _ in cols])
+                                          *keys)
+        under.update(keys)
+    held = sum(int(img.chunks[0][i]) * int(img.chunks[1][j]) for _, i, j in under) * img.dtype.itemsize
+    if held > SAMPLED_CHUNKS_MAX:
+        return None
     samples[name] = (partial(_prepared, method=est.name, checked=checked), *samples)
     return _neighbourhood_maps([img], est.name, None, [], None, halo, len(est.outputs), prepared=(name, samples))
 
@@ -534,8 +542,8 @@ def _maps(image, method: str | None, chunks, params: dict) -> dict:
     """Return every output of one 2-D image's estimate, by name (sigma, ..., confidence)."""
     chunks = as_chunks(chunks)
     est = get(method)
-    if is_dask(image) and not est.inputs:  # prepared in the maps' own graph: nothing is read before their compute
-        out = _sampled_maps(as_2d_grey(image), est, est.check(params), chunks)
+    out = _sampled_maps(as_2d_grey(image), est, est.check(params), chunks) if is_dask(image) and not est.inputs else None
+    if out is not None:  # prepared in the maps' own graph: nothing is read before their compute
         return {name: out[..., k] for k, name in enumerate(est.outputs)}
     prep = prepare(image, method, **params)
     names = prep.estimator.outputs
