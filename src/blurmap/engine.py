@@ -474,8 +474,9 @@ def estimate(image, method: str | None = None, *, return_confidence: bool = Fals
         normalisation and noise model); colour is read as luminance, its axis given by
         `channel_axis` (a 3-D array of 3 or 4 channels last is read as RGB(A) even without it,
         with a warning). numpy in, numpy out; a dask image gives lazy dask arrays computed chunk
-        by chunk, each with its halo, one plane at a time, and is read only when they are
-        computed (its noise model too, for a method with no other input image).
+        by chunk, each with its halo, one plane at a time; for a method with no other input image
+        it is read only when they are computed, noise samples included (unless the chunks under
+        those hold more than ``engine.SAMPLED_CHUNKS_MAX``, 256 MB: they are then read first).
     method : str, optional
         A registered estimator's name (see :func:`blurmap.estimators`); the default is
         ``"learned"`` (``blurmap.registry.DEFAULT``).
