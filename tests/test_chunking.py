@@ -72,28 +72,28 @@ def _threads_used(monkeypatch):
     import threading
     import time
 
-    from blurmap import engine
+    from blurmap.engine import _run, _tile
 
     seen = set()
-    run = engine.run_tile
+    run_tile = _tile.run_tile
 
     def recorded(*args, **kwargs):
         seen.add(threading.get_ident())
         time.sleep(0.05)  # long enough for a second thread to take the next tile meanwhile
-        return run(*args, **kwargs)
+        return run_tile(*args, **kwargs)
 
-    monkeypatch.setattr(engine, "run_tile", recorded)
-    monkeypatch.setattr(engine, "cores", lambda: 2)
+    monkeypatch.setattr(_tile, "run_tile", recorded)
+    monkeypatch.setattr(_run, "cores", lambda: 2)
     return seen
 
 
 def test_a_large_numpy_image_is_cut_into_tiles_on_every_core_and_equals_the_whole(monkeypatch):
-    from blurmap import engine
+    from blurmap.engine import _run
 
     whole = estimate(TEXTURE, "gradient_ratio")  # one tile: the image is smaller than THREAD_CHUNK
     seen = _threads_used(monkeypatch)
-    monkeypatch.setattr(engine, "THREAD_CHUNK", 160)
-    monkeypatch.setattr(engine, "THREAD_CHUNK_HALOS", 2)
+    monkeypatch.setattr(_run, "THREAD_CHUNK", 160)
+    monkeypatch.setattr(_run, "THREAD_CHUNK_HALOS", 2)
     tiled = estimate(TEXTURE, "gradient_ratio")
     assert len(seen) >= 2
     np.testing.assert_allclose(tiled, whole, rtol=1e-4, atol=1e-5)
@@ -104,6 +104,7 @@ def test_a_tile_that_fails_stops_the_tiles_not_yet_started(monkeypatch):
     import threading
 
     from blurmap import engine
+    from blurmap.engine import _run, _tile
 
     calls, lock = [], threading.Lock()
 
@@ -112,10 +113,10 @@ def test_a_tile_that_fails_stops_the_tiles_not_yet_started(monkeypatch):
             calls.append(1)
         raise RuntimeError("this tile failed")
 
-    monkeypatch.setattr(engine, "run_tile", failing)
-    monkeypatch.setattr(engine, "cores", lambda: 2)
-    monkeypatch.setattr(engine, "THREAD_CHUNK", 160)
-    monkeypatch.setattr(engine, "THREAD_CHUNK_HALOS", 2)
+    monkeypatch.setattr(_tile, "run_tile", failing)
+    monkeypatch.setattr(_run, "cores", lambda: 2)
+    monkeypatch.setattr(_run, "THREAD_CHUNK", 160)
+    monkeypatch.setattr(_run, "THREAD_CHUNK_HALOS", 2)
     with pytest.raises(RuntimeError, match="this tile failed"):
         estimate(TEXTURE, "gradient_ratio")
     tiles = engine.tile_count(TEXTURE.shape, "gradient_ratio", chunk=160)
@@ -171,7 +172,8 @@ def test_the_widgets_tiles_of_an_in_memory_image_are_the_lazy_maps_blocks(method
 
 @pytest.mark.parametrize("chunks", [(40, 40), (40, 57), (100, 30), (200, 300)])
 def test_each_blocks_window_is_copied_from_its_neighbours_as_the_whole_image_holds_it(chunks):
-    from blurmap.engine import _halo_window, _window
+    from blurmap.engine._chunks import _halo_window
+    from blurmap.engine._graph import _window
 
     image = np.arange(130 * 190, dtype=np.float32).reshape(130, 190)
     halo = 10  # a last chunk of 10 to 39 px: as long as the halo or more
@@ -239,13 +241,14 @@ def test_a_dask_image_is_read_when_its_maps_are_computed_each_chunk_once():
 @pytest.mark.parametrize("method", ["gradient_ratio", "learned", "directional"])
 def test_a_dask_image_prepared_in_its_graph_gives_prepares_maps_to_the_bit(method):
     from blurmap import engine
+    from blurmap.engine import _graph
 
     image = TEXTURE.copy()
     image[40:70, 200:230] = np.nan
     for chunks in [(100, 130), (152, 140), 64]:  # ragged; on the grid; smaller than a noise sample (rechunked)
         lazy = da.from_array(image, chunks=chunks)
         prep = engine.prepare(lazy, method)
-        expected = engine._lazy(prep, None).compute()
+        expected = _graph._lazy(prep, None).compute()
         got = estimate(lazy, method, return_outputs=True)
         for k, name in enumerate(estimators()[method].outputs):
             np.testing.assert_array_equal(got[name].compute(), expected[..., k])
@@ -253,13 +256,15 @@ def test_a_dask_image_prepared_in_its_graph_gives_prepares_maps_to_the_bit(metho
 
 def test_a_dask_image_whose_samples_lie_in_too_many_chunks_has_them_read_before(monkeypatch):
     # a chunk under a sample is held from the start of the computation until its blocks are done
-    from blurmap import engine, noise
+    from blurmap import noise
+    from blurmap.engine import _graph, _preparation
 
     lazy = da.from_array(TEXTURE, chunks=(100, 130))
     in_graph = estimate(lazy, "gradient_ratio").compute()
-    monkeypatch.setattr(engine, "SAMPLED_CHUNKS_MAX", lazy.nbytes // 2)  # the samples lie in every chunk
+    monkeypatch.setattr(_graph, "SAMPLED_CHUNKS_MAX", lazy.nbytes // 2)  # the samples lie in every chunk
     read = []
-    monkeypatch.setattr(engine, "sample_regions", lambda image: read.append(image.shape) or noise.sample_regions(image))
+    monkeypatch.setattr(_preparation, "sample_regions", lambda image: read.append(image.shape) or
+                        noise.sample_regions(image))
     before = estimate(lazy, "gradient_ratio")
     assert read == [TEXTURE.shape]  # by prepare(), before the maps are computed
     np.testing.assert_array_equal(before.compute(), in_graph)

@@ -286,7 +286,7 @@ def test_a_failure_on_a_cluster_leaves_no_output(tmp_path, tiled_tiff, monkeypat
 
 
 def test_a_dask_images_maps_compute_on_a_clusters_worker_processes(micrograph):
-    # each block's task is written out by hand (engine._neighbourhood_maps): it must travel to another process
+    # each block's task is written out by hand (engine._graph._neighbourhood_maps): it must travel to another process
     distributed = pytest.importorskip("distributed")
     import dask.array as da
 
