@@ -121,7 +121,7 @@ def estimate(image, method: str | None = None, *, return_confidence: bool = Fals
         with a warning). numpy in, numpy out; a dask image gives lazy dask arrays computed chunk
         by chunk, each with its halo, one plane at a time; for a method with no other input image
         it is read only when they are computed, noise samples included (unless the chunks under
-        those hold more than ``engine.SAMPLED_CHUNKS_MAX``, 256 MB: they are then read first).
+        those hold more than 256 MB, ``engine._graph.SAMPLED_CHUNKS_MAX``: they are then read first).
     method : str, optional
         A registered estimator's name (see :func:`blurmap.estimators`); the default is
         ``"learned"`` (``blurmap.registry.DEFAULT``).
