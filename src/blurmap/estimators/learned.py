@@ -330,8 +330,8 @@ def learned(image: np.ndarray, *, noise: float, shot_noise: float, dark_level: f
     pixels = tuple(slice(*part.indices(n)[:2]) for part, n in zip(block or (slice(None), slice(None)), np.shape(image)))
     # the blocks upsampling reads; the refinement's reach around them; the network's around that
     cells = [cells_for(p, n) for p, n in zip(pixels, grid)]
-    refined = [_widen(c, refine_reach(), n) for c, n in zip(cells, grid)]
-    read = [_widen(c, network_reach(weights), n) for c, n in zip(refined, grid)]
+    refined = [cells_for(p, n, refine_reach()) for p, n in zip(pixels, grid)]
+    read = [cells_for(p, n, refine_reach() + network_reach(weights)) for p, n in zip(pixels, grid)]
     with one_blas_thread():  # the engine runs a tile per core already
         out = network(feats[:, read[0], read[1]], weights)[:, _within(refined[0], read[0]), _within(refined[1], read[1])]
     sigma = np.clip(refine(np.exp(out[0]), weights["refine"]), *SIGMA_RANGE)
@@ -341,11 +341,6 @@ def learned(image: np.ndarray, *, noise: float, shot_noise: float, dark_level: f
     varies = varies[cells[0], cells[1]]
     sigma, conf = np.where(varies, sigma[inside], np.nan), np.where(varies, conf[inside], 0.0)
     return upsample_part(sigma, cells, pixels, grid), upsample_part(conf, cells, pixels, grid)
-
-
-def _widen(cells: slice, reach: int, n: int) -> slice:
-    """Return `cells` with `reach` more each side, clipped to 0 .. n."""
-    return slice(max(cells.start - reach, 0), min(cells.stop + reach, n))
 
 
 def _within(inner: slice, outer: slice) -> slice:
