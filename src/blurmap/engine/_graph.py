@@ -57,8 +57,9 @@ def _window_block(*, reader, shape: tuple[int, int], halo: int, method: str, par
 def _neighbourhood_maps(arrays: list, method: str, params: dict | None, names: list[str], scales: list | None,
                         halo: int, outputs: int, prepared: tuple[str, dict] | None = None):
     """Return the lazy (H, W, outputs) maps of `arrays` (the image, then the other inputs `names`, chunked alike), one
-    task per block that takes its chunk and its eight neighbours (clipped at the grid's edges) whole and copies its
-    window out of them once (dask's overlap would slice each neighbour in a task and join the slices in another).
+    task per block that takes the chunks its window and halo lie in (its own and up to eight neighbours) whole and
+    copies its window out of them once (dask's overlap would slice each neighbour in a task and join the slices in
+    another).
 
     The graph is written out (``HighLevelGraph.from_collections``): views of the chunk grid would add a task per
     neighbour and block. `scales` normalise each array's window (None: normalised already). With `prepared` (a key
@@ -75,9 +76,11 @@ def _neighbourhood_maps(arrays: list, method: str, params: dict | None, names: l
     for i in range(ny):
         for j in range(nx):
             location = tuple((int(s[k]), int(s[k + 1])) for s, k in zip(starts, (i, j)))
-            around = [(min(max(i + dy, 0), ny - 1), min(max(j + dx, 0), nx - 1)) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
-            where = {"location": location, "shape": image.shape, "halo": halo, "method": method}
-            keys = [(a.name, *ij) for a in arrays for ij in around]
+            window, _ = _halo_window(slice(*location[0]), slice(*location[1]), halo, image.shape)
+            rows, cols = (_covering(s, w.start, w.stop) for s, w in zip(starts, window))
+            where = {"location": location, "shape": image.shape, "halo": halo, "method": method,
+                     "rows": [r for _, r in rows], "cols": [c for _, c in cols]}
+            keys = [(a.name, y, x) for a in arrays for y, _ in rows for x, _ in cols]
             if prepared:
                 graph[(name, i, j, 0)] = (partial(_prepared_block_maps, **where), prepared[0], *keys)
             else:
@@ -108,8 +111,7 @@ def _sampled_maps(grey, est: Estimator, checked: dict, chunks: tuple[int, int] |
     for k, (y, x) in enumerate(sample_origins(tuple(img.shape))):
         rows, cols = (_covering(s, a, min(a + SAMPLE, int(s[-1]))) for s, a in zip(starts, (y, x)))
         keys = [(img.name, i, j) for i, _ in rows for j, _ in cols]
-        samples[(f"{name}-sample", k)] = (partial(_sample_window, rows=[r for _, r in rows], cols=[c for _, c in cols]),
-                                          *keys)
+        samples[(f"{name}-sample", k)] = (partial(_window, rows=[r for _, r in rows], cols=[c for _, c in cols]), *keys)
         under.update(keys)
     held = sum(int(img.chunks[0][i]) * int(img.chunks[1][j]) for _, i, j in under) * img.dtype.itemsize
     if held > SAMPLED_CHUNKS_MAX:
@@ -126,8 +128,9 @@ def _covering(starts: np.ndarray, begin: int, end: int) -> list[tuple[int, slice
             for i in range(first, last + 1)]
 
 
-def _sample_window(*pieces: np.ndarray, rows: list[slice], cols: list[slice]) -> np.ndarray:
-    """Return the window that `pieces` (chunks, row-major over len(rows) x len(cols)) hold, each cut by its slices."""
+def _window(*pieces: np.ndarray, rows: list[slice], cols: list[slice]) -> np.ndarray:
+    """Return the window that `pieces` (the chunks ``_covering`` gives, row-major over len(rows) x len(cols)) hold, each
+    cut by its slices."""
     parts = [[pieces[i * len(cols) + j][r, c] for j, c in enumerate(cols)] for i, r in enumerate(rows)]
     return parts[0][0] if len(pieces) == 1 else np.block(parts)
 
@@ -146,33 +149,11 @@ def _prepared_block_maps(prepared: tuple[dict, IntensityScale], *pieces: np.ndar
 
 
 def _block_maps(*pieces: np.ndarray, location, shape: tuple[int, int], halo: int, method: str, params: dict,
-                names: list[str], scales: list) -> np.ndarray:
-    """Return one block's (h, w, outputs) float32 maps from its chunk and its neighbours' (nine per array, in
-    ``_window``'s order), each array's window normalised by its scale."""
-    tiles = [_window(pieces[9 * k:9 * k + 9], location, halo, shape) for k in range(len(scales))]
+                names: list[str], scales: list, rows: list[slice], cols: list[slice]) -> np.ndarray:
+    """Return one block's (h, w, outputs) float32 maps from the chunks its window lies in (per array, those `rows` and
+    `cols` cut, in ``_window``'s order), each array's window normalised by its scale."""
+    n = len(rows) * len(cols)
+    tiles = [_window(*pieces[n * k:n * k + n], rows=rows, cols=cols) for k in range(len(scales))]
     tiles = [t if sc is None else normalised(t, sc) for t, sc in zip(tiles, scales)]
     _, block = _halo_window(slice(*location[0]), slice(*location[1]), halo, shape)
     return np.stack(run_tile(get(method), tiles[0], params, dict(zip(names, tiles[1:])), block=block), axis=-1)
-
-
-def _window(pieces, location, halo: int, shape: tuple[int, int]) -> np.ndarray:
-    """Return the window ``_halo_window`` gives the block at `location` ((y0, y1), (x0, x1), px), copied out of the
-    chunks around it: (dy, dx) in row-major order over {-1, 0, 1}**2, the block's own at the centre, a chunk beyond the
-    grid's edges its nearest; a neighbour must hold `halo` px or more."""
-    (y0, y1), (x0, x1) = location
-    (rows, cols), _ = _halo_window(slice(y0, y1), slice(x0, x1), halo, shape)
-    heights = (y0 - rows.start, y1 - y0, rows.stop - y1)  # px taken from the neighbours above, the block, below
-    widths = (x0 - cols.start, x1 - x0, cols.stop - x1)
-    out = np.empty((rows.stop - rows.start, cols.stop - cols.start), dtype=pieces[4].dtype)
-    top = 0
-    for r, h in enumerate(heights):
-        left = 0
-        for c, w in enumerate(widths):
-            piece = pieces[3 * r + c]
-            ys = slice(piece.shape[0] - h, None) if r == 0 else slice(0, h)
-            xs = slice(piece.shape[1] - w, None) if c == 0 else slice(0, w)
-            if h and w:
-                out[top:top + h, left:left + w] = piece[ys, xs]
-            left += w
-        top += h
-    return out
