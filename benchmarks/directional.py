@@ -148,13 +148,13 @@ def main() -> None:
             ang.extend(err.tolist())
             ratios.append(np.median((M / m)[known]))
             unknown.append(1 - known.mean())
-            if kind in ("smooth", "through focus"):  # the shape as read, the size from the truth
-                equiv, r = np.sqrt((tM**2 + tm**2) / 2), (M / m)[known]
-                limits.setdefault(kind, []).append((
-                    np.sqrt(np.mean((equiv[known] * np.sqrt(2 * r**2 / (1 + r**2)) - tM[known]) ** 2)),
-                    np.sqrt(np.mean((out["sigma"][inner] - equiv)[known] ** 2))))
-            if args.round and kind in ("smooth", "through focus"):
-                equiv = np.sqrt((tM**2 + tm**2) / 2)
+            if kind not in ("smooth", "through focus"):
+                continue
+            equiv, r = np.sqrt((tM**2 + tm**2) / 2), (M / m)[known]  # the round-equivalent; the shape as read
+            limits.setdefault(kind, []).append((  # the shape as read, the size from the truth
+                np.sqrt(np.mean((equiv[known] * np.sqrt(2 * r**2 / (1 + r**2)) - tM[known]) ** 2)),
+                np.sqrt(np.mean((out["sigma"][inner] - equiv)[known] ** 2))))
+            if args.round:
                 for method in ROUND:
                     s = estimate(image, method)[inner]
                     ok = np.isfinite(s)
