@@ -3,6 +3,7 @@
 import contextlib
 import io as _io
 import json
+import threading
 import time
 
 import dask
@@ -70,6 +71,52 @@ def test_levels_past_those_the_blocks_write_are_2x2_means_of_the_level_below(tmp
             with np.errstate(all="ignore"):
                 mean = np.nanmean(finer[:2 * h, :2 * w].reshape(h, 2, w, 2), axis=(1, 3))
             np.testing.assert_allclose(level, mean, rtol=1e-6, equal_nan=True)
+
+
+def test_levels_read_from_the_one_below_keep_a_stacks_planes_and_pick_angles(tmp_path, monkeypatch):
+    from blurmap import blur_elliptical
+
+    monkeypatch.setattr(stream, "BLOCK_LEVELS", 0)  # every coarse level made by reading the one before
+    image = blur_elliptical(synthetic.dead_leaves((300, 344), seed=7), 3.0, 1.2, 40.0)
+    tifffile.imwrite(tmp_path / "ell.tif", image)
+    assert main(["estimate", str(tmp_path / "ell.tif"), str(tmp_path / "d.zarr"), "--method", "directional",
+                 "--chunk", "136"]) == 0
+    angle = zarr.open_group(str(tmp_path / "d.zarr"), mode="r")["angle_deg"]
+    np.testing.assert_array_equal(angle["1"][:], angle["0"][:][::2, ::2][:150, :172])  # picked, not averaged
+    stack = _stack((2, 300, 344))
+    tifffile.imwrite(tmp_path / "stack.tif", stack, photometric="minisblack", metadata={"axes": "ZYX"})
+    assert main(["estimate", str(tmp_path / "stack.tif"), str(tmp_path / "s.zarr"), "--chunk", "136",
+                 "--method", GR]) == 0
+    root, _, levels = _ome_levels(tmp_path / "s.zarr")
+    assert levels[1].shape == (2, 150, 172) and root["1"].chunks == (1, 136, 136)
+    for k in range(2):
+        with np.errstate(all="ignore"):
+            mean = np.nanmean(levels[0][k].reshape(150, 2, 172, 2), axis=(1, 3))
+        np.testing.assert_allclose(levels[1][k], mean, rtol=1e-6, equal_nan=True)
+
+
+def test_the_first_blocks_compute_while_the_output_arrays_are_created(tmp_path, tiled_tiff, monkeypatch):
+    # creating the OME-Zarr's arrays is tens of ms of Python: the blocks need them only to write
+    from blurmap.engine import _graph
+
+    started, waited = threading.Event(), []
+    run_tile, create = _graph.run_tile, stream._create_levels
+
+    def running(*args, **kwargs):
+        started.set()
+        return run_tile(*args, **kwargs)
+
+    def creating(*args):
+        waited.append(started.wait(timeout=30))
+        return create(*args)
+
+    monkeypatch.setattr(_graph, "run_tile", running)
+    monkeypatch.setattr(stream, "_create_levels", creating)
+    out = tmp_path / "map.zarr"
+    estimate_file(tiled_tiff, out, GR, chunk=256, progress=False)
+    assert waited == [True]
+    np.testing.assert_allclose(_ome_levels(out)[2][0], estimate(tifffile.imread(tiled_tiff), GR), atol=1e-4,
+                               equal_nan=True)
 
 
 def test_tiff_output_is_a_tiled_pyramid_with_its_metadata(tmp_path, tiled_tiff, micrograph):
@@ -253,12 +300,12 @@ def _failing_writer(original, fail_at: int):
     """Return a block writer that fails on block `fail_at` and writes every other block slowly."""
     calls = []
 
-    def failing(block, full, coarse, notify=None, picks=(), block_info=None):
+    def failing(block, targets, notify=None, picks=(), block_info=None):
         calls.append(block_info)
         if len(calls) == fail_at:
             raise RuntimeError("disk full")
         time.sleep(0.3)  # still writing when the failure reaches the caller
-        return original(block, full, coarse, notify, picks, block_info=block_info)
+        return original(block, targets, notify, picks, block_info=block_info)
 
     return failing, calls
 
@@ -270,6 +317,21 @@ def test_a_failure_midway_leaves_no_output(tmp_path, tiled_tiff, monkeypatch):
         estimate_file(tiled_tiff, tmp_path / "map.zarr", GR, chunk=256)
     assert len(calls) >= 3
     time.sleep(0.5)  # a block left running would write after this
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
+
+
+def test_a_failure_in_the_coarse_levels_leaves_no_output(tmp_path, tiled_tiff, monkeypatch):
+    put = stream._put_coarser
+    monkeypatch.setattr(stream, "BLOCK_LEVELS", 0)  # the blocks write level 0 only: the rest read it back
+
+    def failing(plane, level, origin, pick):
+        if origin != (0, 0):
+            raise OSError("disk full")
+        return put(plane, level, origin, pick)
+
+    monkeypatch.setattr(stream, "_put_coarser", failing)
+    with pytest.raises(OSError, match="disk full"):
+        estimate_file(tiled_tiff, tmp_path / "map.zarr", GR, chunk=136, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
 
 

@@ -7,17 +7,17 @@ import shutil
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from .. import __version__
-from ..engine import DEFAULT_CHUNK, lazy_maps
+from ..engine import DEFAULT_CHUNK, cores, lazy_maps
 from ..registry import get_blind
 from . import formats as io
 from .metadata import read_geometry
-from .pyramid import halve, nanmean, pyramid_shapes
+from .pyramid import nanmean, pyramid_shapes
 
 __all__ = ["estimate_file"]
 
@@ -135,37 +135,99 @@ class PlaneOf:
         self.shape, self.chunks = tuple(array.shape[len(self.index):]), tuple(array.chunks[len(self.index):])
         self.store, self.metadata, self.path, self.fill_value = array.store, array.metadata, array.path, array.fill_value
 
+    def __getitem__(self, key) -> np.ndarray:
+        return self.array[self.index + (key if isinstance(key, tuple) else (key,))]
+
     def __setitem__(self, key, value) -> None:
         self.array[self.index + (key if isinstance(key, tuple) else (key,))] = value
 
 
-def _write_block(block: np.ndarray, full: list, coarse: list, notify=None, picks: tuple[int, ...] = (),
-                 block_info=None) -> np.ndarray:
-    """Write a computed block's planes into the `full` Zarr arrays and their 2 x 2, 4 x 4... means into `coarse`; return a 1 x 1 tag.
+class Targets:
+    """The Zarr arrays one plane's blocks write into: its level 0 and levels 1..`ahead` of each output.
 
-    `coarse[p]` lists the arrays of levels 1, 2... of plane p; a plane in `picks` (an angle, which
-    a mean would wrap wrongly) takes every other pixel instead of means. Blocks start on multiples of
-    2**len(coarse[p]) (the engine's chunks are), so each block owns its region of those levels
-    too: no two blocks write the same Zarr chunk.
+    `levels` (per output, its pyramid's arrays) may be a ``concurrent.futures.Future`` of
+    ``(groups, levels)`` while they are being created: a block then computes first and waits for
+    them only to write.
+    """
+
+    def __init__(self, levels, index: tuple[int, ...], ahead: int):
+        self.levels, self.index, self.ahead = levels, index, ahead
+
+    def arrays(self) -> tuple[list, list]:
+        """Return (the level-0 array of each output, the arrays of levels 1..ahead of each output)."""
+        levels = self.levels.result()[1] if isinstance(self.levels, Future) else self.levels
+        plane = (lambda array: PlaneOf(array, self.index)) if self.index else (lambda array: array)
+        return [plane(lv[0]) for lv in levels], [[plane(a) for a in lv[1:self.ahead + 1]] for lv in levels]
+
+
+def _put_coarser(plane: np.ndarray, level, origin: tuple[int, int], pick: bool) -> np.ndarray:
+    """Write the 2 x 2 mean of `plane` (every other pixel if `pick`: an angle, which a mean would wrap wrongly), a region
+    of the level below whose top-left is 2 * `origin`, into `level` at `origin` (cut to its shape); return what was
+    written."""
+    plane = plane[::2, ::2] if pick else _halved(plane)
+    h, w = level.shape
+    plane = plane[:min(plane.shape[0], h - origin[0]), :min(plane.shape[1], w - origin[1])]
+    _put(level, origin, plane)
+    return plane
+
+
+def _write_coarse(levels: list[list], first: int, indices: list[tuple[int, ...]], picks: tuple[int, ...]) -> None:
+    """Write levels `first`, `first` + 1... of each output's pyramid (`levels`, per output), each from the level before,
+    one task per chunk of it and plane of the stack (`indices`) on local threads.
+
+    Each task reads its chunk's region of the level below in one call (zarr's per-call cost made
+    64 small reads a chunk take 0.4 s); a dask graph and its scheduler cost more than these
+    levels' work (a run's coarsest levels are small).
+    """
+    def write(job) -> None:
+        below, level, (y, x), pick = job
+        _check_stop()
+        cy, cx = level.chunks
+        _put_coarser(np.asarray(below[2 * y:2 * (y + cy), 2 * x:2 * (x + cx)]), level, (y, x), pick)
+
+    with ThreadPoolExecutor(cores()) as pool:
+        for k in range(first, len(levels[0])):
+            list(pool.map(write, _coarse_jobs(levels, k, indices, picks)))  # raises the first failure, once the rest ran
+
+
+def _coarse_jobs(levels: list[list], k: int, indices: list[tuple[int, ...]], picks: tuple[int, ...]):
+    """Yield (the level below, level `k`, a chunk's origin in it, whether to pick) for each chunk of level `k` of each
+    output and plane."""
+    for index in indices:
+        for p, pyramid in enumerate(levels):
+            below, level = pyramid[k - 1], pyramid[k]
+            if index:
+                below, level = PlaneOf(below, index), PlaneOf(level, index)
+            for y in range(0, level.shape[0], level.chunks[0]):
+                for x in range(0, level.shape[1], level.chunks[1]):
+                    yield below, level, (y, x), p in picks
+
+
+def _write_block(block: np.ndarray, targets: Targets, notify=None, picks: tuple[int, ...] = (),
+                 block_info=None) -> np.ndarray:
+    """Write a computed block's planes into the level-0 Zarr arrays of `targets` and their 2 x 2, 4 x 4... means into its
+    coarser levels; return a 1 x 1 tag.
+
+    A plane in `picks` (an angle, which a mean would wrap wrongly) takes every other pixel instead
+    of means. Blocks start on multiples of 2**ahead (the engine's chunks are), so each block owns its
+    region of those levels too: no two blocks write the same Zarr chunk.
     """
     _check_stop()
+    full, coarse = targets.arrays()
     (y0, y1), (x0, x1) = block_info[0]["array-location"][:2]
     planes = [block] if block.ndim == 2 else [block[..., k] for k in range(block.shape[-1])]
     for p, (plane, target, levels) in enumerate(zip(planes, full, coarse, strict=True)):
         _put(target, (y0, x0), plane)
         for k, level in enumerate(levels, start=1):
-            plane = plane[::2, ::2] if p in picks else _halved(plane)
-            h, w = level.shape
-            rows, cols = min(plane.shape[0], h - (y0 >> k)), min(plane.shape[1], w - (x0 >> k))
-            plane = plane[:rows, :cols]
-            _put(level, (y0 >> k, x0 >> k), plane)
+            plane = _put_coarser(plane, level, (y0 >> k, x0 >> k), p in picks)
     if notify is not None:
         notify()
     return np.ones((1, 1), dtype=np.int8)
 
 
-def _write_lazy(lazy, full: list, coarse: list, client, progress: Progress, picks: tuple[int, ...] = ()) -> None:
-    """Compute `lazy` block by block into Zarr arrays (on threads, a band of block rows at a time); each block is one step of `progress`."""
+def _write_lazy(lazy, targets: Targets, client, progress: Progress, picks: tuple[int, ...] = ()) -> None:
+    """Compute `lazy` block by block into the Zarr arrays of `targets` (on threads, a band of block rows at a time); each
+    block is one step of `progress`."""
     import dask.array as da
 
     drop = (2,) if lazy.ndim == 3 else ()
@@ -174,7 +236,7 @@ def _write_lazy(lazy, full: list, coarse: list, client, progress: Progress, pick
     if client is not None:
         from distributed import as_completed
 
-        tags = da.map_blocks(_write_block, lazy, full=full, coarse=coarse, picks=picks, drop_axis=drop, dtype=np.int8,
+        tags = da.map_blocks(_write_block, lazy, targets=targets, picks=picks, drop_axis=drop, dtype=np.int8,
                              chunks=chunks, meta=meta)
         futures = client.compute(tags.to_delayed().ravel().tolist())
         try:
@@ -187,7 +249,7 @@ def _write_lazy(lazy, full: list, coarse: list, client, progress: Progress, pick
             raise
         return
     # the blocks report themselves: dask fuses task names, so a scheduler callback cannot tell them
-    tags = da.map_blocks(_write_block, lazy, full=full, coarse=coarse, notify=progress.advance, picks=picks,
+    tags = da.map_blocks(_write_block, lazy, targets=targets, notify=progress.advance, picks=picks,
                          drop_axis=drop, dtype=np.int8, chunks=chunks, meta=meta)
     # a band of block rows at a time, enough blocks to keep every core busy: the graph, and what the
     # scheduler holds (input chunks read ahead, halos waiting for their neighbours), stay the size
@@ -342,42 +404,24 @@ def _write_zarr(tmp: Path, maps: list, src: io.Source, chunk: tuple[int, int], m
     `maps` holds (plane index, lazy maps) for each plane of the source: one pair, index (), for a
     2-D image; the arrays keep the source's stack axes before y, x, one plane per chunk.
     """
-    import dask.array as da
-    import zarr
-
     lead = src.stack_shape
     est = get_blind(meta["method"])
     outputs = est.outputs  # sigma, ..., confidence: the root holds sigma, a group each other
     shapes = pyramid_shapes(maps[0][1].shape[:2])
-    root = zarr.open_group(str(tmp), mode="w", zarr_format=2)
-    groups = [root] + [root.create_group(name) for name in outputs[1:]]
     ahead = 0  # as many levels as the blocks' starts allow (a chunk that is a multiple of 2**ahead)
     while ahead < min(BLOCK_LEVELS, len(shapes) - 1) and all(c % 2 ** (ahead + 1) == 0 for c in chunk):
         ahead += 1
-    levels = []
-    for group in groups:
-        # levels 1..ahead are written by the blocks of level 0, each into chunks of its own (2**k times smaller)
-        level_chunks = [(chunk[0] >> k, chunk[1] >> k) if k <= ahead else chunk for k in range(len(shapes))]
-        levels.append([group.create_array(str(k), shape=lead + s, chunks=(1,) * len(lead) + tuple(
-            max(1, min(c, n)) for c, n in zip(level_chunks[k], s)), dtype="float32", fill_value=np.nan,
-            compressors=_COMPRESSOR) for k, s in enumerate(shapes)])
-
-    def plane(array, index):
-        return PlaneOf(array, index) if lead else array
-
-    picks = tuple(k for k, output in enumerate(outputs) if output.endswith("_deg"))  # angles: no means of them
-    for index, lazy in maps:
-        _write_lazy(lazy, [plane(lv[0], index) for lv in levels],
-                    [[plane(a, index) for a in lv[1:ahead + 1]] for lv in levels], client, progress, picks)
-    for k in range(ahead + 1, len(shapes)):  # each further level the 2 x 2 mean of the one before (small to read)
-        # one read per output chunk: zarr's per-call cost made 64 small reads a chunk take 0.4 s
-        below = [da.from_zarr(lv[k - 1], chunks=(1,) * len(lead) + tuple(2 * c for c in lv[k].chunks[len(lead):]))
-                 for lv in levels]
-        h, w = shapes[k]
-        for index, _ in maps:  # every output's level in one computation
-            halves = [b[index][::2, ::2][:h, :w] if p in picks else halve(b[index]) for p, b in enumerate(below)]
-            _write_lazy(da.stack(halves, axis=-1), [plane(lv[k], index) for lv in levels], [[] for _ in levels],
-                        client, Progress(1, 0, "", enabled=False))
+    # levels 1..ahead are written by the blocks of level 0, each into chunks of its own (2**k times smaller)
+    level_chunks = [(chunk[0] >> k, chunk[1] >> k) if k <= ahead else chunk for k in range(len(shapes))]
+    with ThreadPoolExecutor(1) as creator:
+        # creating the group and its arrays costs tens of ms (zarr's per-call cost): local blocks compute meanwhile
+        created = creator.submit(_create_levels, tmp, outputs, lead, shapes, level_chunks)
+        levels = created if client is None else created.result()[1]  # for a cluster: arrays that travel to its workers
+        picks = tuple(k for k, output in enumerate(outputs) if output.endswith("_deg"))  # angles: no means of them
+        for index, lazy in maps:
+            _write_lazy(lazy, Targets(levels, index, ahead), client, progress, picks)
+        groups, levels = created.result()
+    _write_coarse(levels, ahead + 1, [index for index, _ in maps], picks)  # on local threads, also for a cluster
     name = meta["method"]
     for output, group in zip(outputs, groups):
         title = output.removesuffix("_deg").replace("_", " ")
@@ -388,6 +432,19 @@ def _write_zarr(tmp: Path, maps: list, src: io.Source, chunk: tuple[int, int], m
         group.attrs.update({"multiscales": [io.ome_multiscales(f"{title} ({name})", len(shapes), src.scale, src.unit,
                                                                src.axes)], "blurmap": {**meta, **extra}})
     return len(shapes)
+
+
+def _create_levels(tmp: Path, outputs: tuple[str, ...], lead: tuple[int, ...], shapes: list,
+                   level_chunks: list) -> tuple[list, list[list]]:
+    """Create the OME-Zarr group at `tmp` and each output's pyramid (float32, NaN fill, one stack plane per chunk): sigma
+    at the root, each other output in a group named for it; return the groups and the arrays, per output."""
+    import zarr
+
+    root = zarr.open_group(str(tmp), mode="w", zarr_format=2)
+    groups = [root] + [root.create_group(name) for name in outputs[1:]]
+    return groups, [[group.create_array(str(k), shape=lead + s, chunks=(1,) * len(lead) + tuple(
+        max(1, min(c, n)) for c, n in zip(level_chunks[k], s)), dtype="float32", fill_value=np.nan,
+        compressors=_COMPRESSOR) for k, s in enumerate(shapes)] for group in groups]
 
 
 def _write_tiff(path: Path, store: Path, description: str) -> None:
