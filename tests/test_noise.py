@@ -112,6 +112,25 @@ def test_the_intensity_scale_s_tail_percentiles_are_numpy_s_to_the_bit():
             assert tail_percentiles(values, percents) == tuple(np.percentile(values.astype(np.float64), percents))
 
 
+@pytest.mark.parametrize("factor", [1.0, 1e-40, 3e5], ids=["unit", "subnormal", "large"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_samples_normalised_together_are_each_normalised_to_the_bit(dtype, factor):
+    from blurmap._validate import intensity_scale, normalised, normalised_samples
+
+    rng = np.random.default_rng(4)
+    image = (rng.random((300, 400)) * factor).astype(dtype)
+    image[10:20, 30:35] = np.nan
+    samples = [image[0:64, 0:64], image[5:69, 300:340], image[200:300, 100:101]]  # views of a wider image
+    before = image.copy()
+    scale, together = normalised_samples(samples)
+    assert scale == intensity_scale(samples)
+    for sample, joint in zip(samples, together):
+        alone = normalised(sample, scale)
+        assert joint.shape == sample.shape and joint.dtype == alone.dtype == np.float32
+        np.testing.assert_array_equal(joint, alone)
+    np.testing.assert_array_equal(image, before)  # the samples are left as they were
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_the_block_statistics_are_immerkaer_s_mask_and_block_means(dtype):
     from blurmap.noise import _block_stats

@@ -173,7 +173,21 @@ def intensity_scale(samples: list[np.ndarray], *, name: str = "image") -> Intens
 
     Raises a ValueError for an image with no finite pixel, or constant, in those regions.
     """
+    return _scale_of(_flat(samples), name)
+
+
+def normalised_samples(samples: list[np.ndarray], *, name: str = "image") -> tuple[IntensityScale, list[np.ndarray]]:
+    """Return an image's ``intensity_scale`` from its `samples` and the samples ``normalised`` by it (float32, the same
+    numbers), all normalised in one pass over one copy of them."""
     pixels = _flat(samples)
+    scale = _scale_of(pixels, name)
+    flat = normalised(pixels, scale, in_place=True)
+    starts = np.cumsum([0] + [s.size for s in samples])
+    return scale, [flat[a:b].reshape(np.shape(s)) for s, a, b in zip(samples, starts[:-1], starts[1:])]
+
+
+def _scale_of(pixels: np.ndarray, name: str) -> IntensityScale:
+    """Return ``intensity_scale`` of the sampled `pixels` (1-D)."""
     finite = pixels if np.isfinite(pixels).all() else pixels[np.isfinite(pixels)]
     if finite.size == 0:
         raise ValueError(f"the {name} has no finite pixel (in the regions sampled): they are NaN or infinite")

@@ -6,7 +6,7 @@ from functools import partial
 
 import numpy as np
 
-from .._validate import IntensityScale, intensity_scale, is_dask, normalised, to_grey
+from .._validate import IntensityScale, is_dask, normalised, normalised_samples, to_grey
 from ..noise import SAMPLE, sample_origins
 from ..registry import Estimator, get
 from ._chunks import DEFAULT_CHUNK, _halo_window, plan_chunks
@@ -138,8 +138,8 @@ def _window(*pieces: np.ndarray, rows: list[slice], cols: list[slice]) -> np.nda
 def _prepared(*windows: np.ndarray, method: str, checked: dict) -> tuple[dict, IntensityScale]:
     """Return (the parameters to compute with, the intensity scale) from a lazy image's noise samples: ``prepare``'s
     work on them, as a task of the maps' graph."""
-    scale = intensity_scale(list(windows))
-    return _computed_params(get(method), checked, scale, None, [normalised(w, scale) for w in windows]), scale
+    scale, regions = normalised_samples(list(windows))
+    return _computed_params(get(method), checked, scale, None, regions), scale
 
 
 def _prepared_block_maps(prepared: tuple[dict, IntensityScale], *pieces: np.ndarray, **where) -> np.ndarray:

@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._validate import IntensityScale, as_2d_grey, intensity_scale, is_dask, normalised, to_grey
+from .._validate import IntensityScale, as_2d_grey, intensity_scale, is_dask, normalised, normalised_samples, to_grey
 from ..noise import sample_regions
 from ..registry import Estimator, get
 
@@ -40,12 +40,13 @@ def prepare(image, method: str | None = None, *, reader=None, **params) -> Prepa
     arrays = {name: params.pop(name, None) for name in est.inputs}
     checked = est.check(params)
     grey = as_2d_grey(image)
-    regions = None  # a lazy image is read once where the samples lie, the same pixels as its grey plane's
+    regions = None  # a lazy image is read once where the samples lie (the same pixels as its grey plane), normalised
     if reader is not None:
-        regions = [to_grey(w) for w in sample_regions(reader)]
+        scale, regions = normalised_samples([to_grey(w) for w in sample_regions(reader)])
     elif is_dask(grey):
-        regions = sample_regions(grey)
-    scale = intensity_scale(sample_regions(grey) if regions is None else regions)
+        scale, regions = normalised_samples(sample_regions(grey))
+    else:
+        scale = intensity_scale(sample_regions(grey))
     if is_dask(grey):
         img, raw = normalised(grey, scale), [(grey, scale)]
     else:  # a grey plane made here (from integers, RGB...) is scaled where it lies: one copy of the image, not two
@@ -61,9 +62,7 @@ def prepare(image, method: str | None = None, *, reader=None, **params) -> Prepa
         other_scale = intensity_scale(sample_regions(other), name=name)
         arrays[name] = normalised(other, other_scale)
         raw.append((other, other_scale))
-    inner = _computed_params(est, checked, scale, img, None if regions is None else [normalised(r, scale)
-                                                                                     for r in regions],
-                             other_scale, arrays)
+    inner = _computed_params(est, checked, scale, img, regions, other_scale, arrays)
     return Prepared(img, est, inner, arrays, scale, _to_image(est, inner, scale, other_scale), tuple(raw))
 
 
