@@ -210,7 +210,8 @@ def normalised(grey, scale: IntensityScale, *, in_place: bool = False):
     """
     dtype = grey.dtype.type
     factor = 1.0 / scale.scale
-    if dtype is np.float32 and not (np.finfo(np.float32).tiny < factor < np.finfo(np.float32).max):
+    # compared as Python floats: numpy would cast `factor` to float32 first, and warn of its overflow
+    if dtype is np.float32 and not (float(np.finfo(np.float32).tiny) < factor < float(np.finfo(np.float32).max)):
         grey, dtype = grey.astype(np.float64), np.float64
     elif in_place and isinstance(grey, np.ndarray) and dtype is np.float32 and grey.flags.writeable:
         np.subtract(grey, dtype(scale.loc), out=grey)
