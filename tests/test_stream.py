@@ -320,6 +320,22 @@ def test_a_failure_midway_leaves_no_output(tmp_path, tiled_tiff, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
 
 
+def test_the_threads_are_as_many_as_the_cores_the_process_may_use(tmp_path, tiled_tiff, monkeypatch):
+    import os
+
+    sizes = []
+
+    class Pool(stream.ThreadPoolExecutor):
+        def __init__(self, max_workers=None, *args, **kwargs):
+            sizes.append(max_workers)
+            super().__init__(max_workers, *args, **kwargs)
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)  # one core of the machine's
+    monkeypatch.setattr(stream, "ThreadPoolExecutor", Pool)
+    estimate_file(tiled_tiff, tmp_path / "map.zarr", GR, chunk=136, progress=False)
+    assert sizes and set(sizes) == {1}
+
+
 def test_a_failure_in_the_coarse_levels_leaves_no_output(tmp_path, tiled_tiff, monkeypatch):
     put = stream._put_coarser
     monkeypatch.setattr(stream, "BLOCK_LEVELS", 0)  # the blocks write level 0 only: the rest read it back

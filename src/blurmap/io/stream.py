@@ -254,15 +254,15 @@ def _write_lazy(lazy, targets: Targets, client, progress: Progress, picks: tuple
     # a band of block rows at a time, enough blocks to keep every core busy: the graph, and what the
     # scheduler holds (input chunks read ahead, halos waiting for their neighbours), stay the size
     # of a band whatever the image; each band re-reads only its neighbours' halo rows
-    cores = os.cpu_count() or 1
-    rows = max(1, -(-BAND_BLOCKS * cores // tags.numblocks[1]))
+    workers = cores()
+    rows = max(1, -(-BAND_BLOCKS * workers // tags.numblocks[1]))
     # a pool of our own, so that on a failure the blocks still running can be waited for before the
     # caller removes the partial output (dask raises the first error while other threads still write)
-    pool = ThreadPoolExecutor(cores)
+    pool = ThreadPoolExecutor(workers)
     try:
         for i in range(0, tags.numblocks[0], rows):
             _check_stop()
-            tags.blocks[i:i + rows].compute(scheduler="threads", num_workers=cores, pool=pool)
+            tags.blocks[i:i + rows].compute(scheduler="threads", num_workers=workers, pool=pool)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
