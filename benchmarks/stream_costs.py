@@ -36,7 +36,7 @@ def streamed(source: Path, out: Path, image: np.ndarray | None = None, write: bo
     """Return MP/s of estimate_file on `source`; blocks read `image` instead of the file when given; no chunk files if not `write`."""
     opener, put = io.open_image, stream._put
     if image is not None:
-        stream.io.open_image = lambda path: opener(path)._replace(planes=[image])
+        stream.io.open_image = lambda path: opener(path)._replace(planes=[io.Plane(image, ())])
     if not write:
         stream._put = lambda array, origin, plane: None
     try:
