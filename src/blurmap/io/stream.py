@@ -156,8 +156,13 @@ class Targets:
     def arrays(self) -> tuple[list, list]:
         """Return (the level-0 array of each output, the arrays of levels 1..ahead of each output)."""
         levels = self.levels.result()[1] if isinstance(self.levels, Future) else self.levels
-        plane = (lambda array: PlaneOf(array, self.index)) if self.index else (lambda array: array)
-        return [plane(lv[0]) for lv in levels], [[plane(a) for a in lv[1:self.ahead + 1]] for lv in levels]
+        return ([_in_plane(lv[0], self.index) for lv in levels],
+                [[_in_plane(a, self.index) for a in lv[1:self.ahead + 1]] for lv in levels])
+
+
+def _in_plane(array, index: tuple[int, ...]):
+    """Return plane `index` of a stack's Zarr array (a PlaneOf it), or a 2-D array itself (index ())."""
+    return PlaneOf(array, index) if index else array
 
 
 def _put_coarser(plane: np.ndarray, level, origin: tuple[int, int], pick: bool) -> np.ndarray:
@@ -195,9 +200,7 @@ def _coarse_jobs(levels: list[list], k: int, indices: list[tuple[int, ...]], pic
     output and plane."""
     for index in indices:
         for p, pyramid in enumerate(levels):
-            below, level = pyramid[k - 1], pyramid[k]
-            if index:
-                below, level = PlaneOf(below, index), PlaneOf(level, index)
+            below, level = _in_plane(pyramid[k - 1], index), _in_plane(pyramid[k], index)
             for y in range(0, level.shape[0], level.chunks[0]):
                 for x in range(0, level.shape[1], level.chunks[1]):
                     yield below, level, (y, x), p in picks
