@@ -14,9 +14,9 @@ each band's evidence over its noise, and its share of the block's energy), with 
 anisotropy (ISOTROPY_PRIOR) so that a texture offering one direction only reads round; the
 readings overstate r by MODULATION. The shape so found (major over minor, the angle) is scaled
 by the round blur the ``learned`` estimator reads, which on elliptical blur is close to the
-minor sigma (ROUND_READS). ISOTROPY_PRIOR, MODULATION
-and SHARE_HALF were chosen on the directional benchmark's development seeds
-(``benchmarks/directional.py --seeds dev``); its evaluation seeds give the figures reported.
+minor sigma (ROUND_READS). ISOTROPY_PRIOR, MODULATION and SHARE_HALF were chosen on the
+directional benchmark's development seeds (``benchmarks/directional.py --seeds dev``); its
+evaluation seeds give the figures reported.
 
 Angles are degrees in [0, 180): 0 along image rows (to the right), counter-clockwise as
 displayed. Where the blur is round (major over minor below ROUND_RATIO) the angle is unknown (NaN).
